@@ -1,0 +1,117 @@
+import { z } from "zod";
+import { DataRef } from "../common.js";
+
+/** An OpenAI-compatible endpoint. Credentials are named, never inlined: resolved on the worker. */
+export const Endpoint = z.strictObject({
+  /** Base URL up to and including `/v1`, e.g. `http://127.0.0.1:8001/v1`. */
+  base_url: z.string().url().optional(),
+  /** A Forge deployment name, resolved through the gateway instead of `base_url`. */
+  deployment: z.string().optional(),
+  model: z.string().min(1),
+  /** Name of an environment variable / secret on the worker holding the API key. */
+  api_key_secret: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  max_concurrency: z.number().int().min(1).max(1024).default(8),
+  requests_per_minute: z.number().positive().optional(),
+  tokens_per_minute: z.number().positive().optional(),
+  timeout_s: z.number().positive().default(120),
+  max_retries: z.number().int().min(0).max(20).default(5),
+});
+export type Endpoint = z.infer<typeof Endpoint>;
+
+/** Sampling parameters passed through to the endpoint. */
+export const Sampling = z.strictObject({
+  temperature: z.number().min(0).max(2).optional(),
+  top_p: z.number().gt(0).max(1).optional(),
+  max_tokens: z.number().int().positive().optional(),
+  seed: z.number().int().optional(),
+  stop: z.array(z.string()).optional(),
+});
+export type Sampling = z.infer<typeof Sampling>;
+
+/** An LLM-judge rubric dimension. */
+export const RubricDimension = z.strictObject({
+  name: z.string().min(1),
+  description: z.string().min(1),
+  weight: z.number().positive().default(1),
+  /** Minimum score (1–10) to pass this dimension. */
+  threshold: z.number().min(0).max(10).optional(),
+});
+export type RubricDimension = z.infer<typeof RubricDimension>;
+
+/** The `generate` job: synthetic data from templates and seed variables. */
+export const GenerateSpec = z.strictObject({
+  endpoint: Endpoint,
+  /** Prompt template with `{{ variable }}` placeholders. */
+  template: z.string().min(1),
+  system: z.string().optional(),
+  /** Lists to take the cartesian product of (topics, domains, styles). */
+  variables: z.record(z.string(), z.array(z.string()).min(1)).optional(),
+  /** A seed dataset whose rows supply template variables. */
+  seed_dataset: DataRef.optional(),
+  samples_per_prompt: z.number().int().min(1).max(1000).default(1),
+  sampling: Sampling.optional(),
+  /** JSON schema the reply must satisfy; invalid replies are repaired or retried. */
+  output_schema: z.record(z.string(), z.unknown()).optional(),
+  dedup: z.strictObject({ threshold: z.number().min(0).max(1).default(0.8) }).optional(),
+});
+export type GenerateSpec = z.infer<typeof GenerateSpec>;
+
+/** The `distill` job: teacher answers for prompts, judged and filtered into chat SFT data. */
+export const DistillSpec = z.strictObject({
+  teacher: Endpoint,
+  prompts: DataRef,
+  prompt_field: z.string().default("prompt"),
+  system: z.string().optional(),
+  samples_per_prompt: z.number().int().min(1).max(64).default(1),
+  sampling: Sampling.optional(),
+  judge: z
+    .strictObject({
+      endpoint: Endpoint,
+      rubric: z.array(RubricDimension).min(1),
+      threshold: z.number().min(0).max(10).default(7),
+    })
+    .optional(),
+});
+export type DistillSpec = z.infer<typeof DistillSpec>;
+
+/** Metrics the `evaluate` job computes. */
+export const EvalMetric = z.enum([
+  "exact_match",
+  "f1",
+  "bleu",
+  "chrf",
+  "ter",
+  "rouge1",
+  "rouge2",
+  "rougeL",
+  "accuracy",
+  "multiple_choice",
+]);
+export type EvalMetric = z.infer<typeof EvalMetric>;
+
+/** An assertion checked on each sample's output. */
+export const EvalAssertion = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("equals"), value: z.string() }),
+  z.strictObject({ type: z.literal("contains"), value: z.string() }),
+  z.strictObject({ type: z.literal("regex"), pattern: z.string() }),
+  z.strictObject({ type: z.literal("json_schema"), schema: z.record(z.string(), z.unknown()) }),
+]);
+export type EvalAssertion = z.infer<typeof EvalAssertion>;
+
+/** The `evaluate` job: an eval dataset against an endpoint. */
+export const EvaluateSpec = z.strictObject({
+  endpoint: Endpoint,
+  dataset: DataRef,
+  input_field: z.string().default("prompt"),
+  reference_field: z.string().default("answer"),
+  metrics: z.array(EvalMetric).default(["exact_match", "f1"]),
+  assertions: z.array(EvalAssertion).optional(),
+  judge: z
+    .strictObject({ endpoint: Endpoint, rubric: z.array(RubricDimension).min(1), threshold: z.number().min(0).max(10).default(7) })
+    .optional(),
+  system: z.string().optional(),
+  few_shot: z.array(z.strictObject({ input: z.string(), output: z.string() })).optional(),
+  sampling: Sampling.optional(),
+  bootstrap_samples: z.number().int().min(0).max(100_000).default(1000),
+});
+export type EvaluateSpec = z.infer<typeof EvaluateSpec>;
