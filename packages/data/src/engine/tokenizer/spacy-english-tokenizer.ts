@@ -1,0 +1,268 @@
+import { isPySpaceCode } from "../text/py-str.js";
+import { SPACY_EN } from "./spacy-en-data.js";
+
+/**
+ * A faithful TypeScript port of the tokenizer datatrove uses for English: spaCy 3.8's
+ * `spacy.blank("en")` rule-based tokenizer (whitespace split, then prefix / suffix / infix rules,
+ * URL matching and special-case exceptions, as in `spacy/tokenizer.pyx`) plus its `sentencizer`.
+ *
+ * The rules themselves are spaCy's, extracted by `gen-spacy-en.py`. Results are cached per
+ * whitespace-delimited span, as spaCy does, so repeated words cost one map lookup.
+ *
+ * @example
+ * const tok = SpacyEnglishTokenizer.shared();
+ * tok.words("Don't stop (yet)."); // ["Do", "n't", "stop", "(", "yet", ")", "."]
+ */
+export class SpacyEnglishTokenizer {
+  private static instance: SpacyEnglishTokenizer | undefined;
+
+  /** The process-wide instance (the rules are immutable; its cache is shared). */
+  static shared(): SpacyEnglishTokenizer {
+    return (SpacyEnglishTokenizer.instance ??= new SpacyEnglishTokenizer());
+  }
+
+  private readonly prefixRe = new RegExp(SPACY_EN.prefix, "u");
+  private readonly suffixRe = new RegExp(SPACY_EN.suffix, "u");
+  private readonly infixRe = new RegExp(SPACY_EN.infix, "gu");
+  private readonly urlRe = new RegExp(SPACY_EN.url, "u");
+  private readonly specials: Map<string, readonly string[]>;
+  private readonly punctChars: Set<string>;
+  private readonly cache = new Map<string, readonly string[]>();
+  private readonly matcher = new Map<string, { tokens: string[]; key: string }[]>();
+  private readonly maxCache: number;
+
+  constructor(options: { maxCacheEntries?: number } = {}) {
+    this.maxCache = options.maxCacheEntries ?? 200_000;
+    this.specials = new Map(Object.entries(SPACY_EN.rules as Record<string, readonly string[]>));
+    this.punctChars = new Set<string>(SPACY_EN.punctChars);
+    // Tokenizer.add_special_case: with faster_heuristics, a special case that the affix rules would
+    // split goes to a PhraseMatcher over its own affix-only tokenization; matches are re-merged.
+    for (const key of this.specials.keys()) {
+      if (key.length === 1 && isPySpaceCode(key.charCodeAt(0))) continue;
+      if (this.findPrefix(key) === 0 && this.findSuffix(key) === 0 && !hasInfix(this.infixRe, key) && !key.includes(" ")) continue;
+      const pattern = this.tokenizeSpan(key, false);
+      const first = pattern[0]!;
+      let list = this.matcher.get(first);
+      if (list === undefined) this.matcher.set(first, (list = []));
+      list.push({ tokens: pattern, key });
+    }
+  }
+
+  /**
+   * datatrove's `SpaCyTokenizer.word_tokenize`: spaCy's tokens, each stripped, empty ones
+   * (the whitespace tokens) dropped.
+   */
+  words(text: string): string[] {
+    const out: string[] = [];
+    const n = text.length;
+    let i = 0;
+    while (i < n) {
+      while (i < n && isPySpaceCode(text.charCodeAt(i))) i++;
+      if (i >= n) break;
+      const start = i;
+      while (i < n && !isPySpaceCode(text.charCodeAt(i))) i++;
+      const toks = this.span(text.slice(start, i));
+      for (let k = 0; k < toks.length; k++) out.push(toks[k]!);
+    }
+    return out;
+  }
+
+  /**
+   * `len(SpaCyTokenizer.sent_tokenize(text))`: the number of non-blank sentences spaCy's
+   * sentencizer finds.
+   */
+  countSentences(text: string): number {
+    const n = text.length;
+    if (n === 0) return 0;
+    let sentences = 0;
+    let curHasWord = false;
+    let seenPeriod = false;
+    let any = false;
+    const visit = (tokText: string | null): void => {
+      // null: a whitespace token (never punctuation, never in punct_chars).
+      if (!any) {
+        any = true;
+      } else {
+        const inPunct = tokText !== null && this.punctChars.has(tokText);
+        if (seenPeriod && !inPunct && (tokText === null || !isPunct(tokText))) {
+          if (curHasWord) sentences++;
+          curHasWord = false;
+          seenPeriod = false;
+        } else if (inPunct) {
+          seenPeriod = true;
+        }
+        if (tokText !== null) curHasWord = true;
+        return;
+      }
+      if (tokText !== null) {
+        curHasWord = true;
+        if (this.punctChars.has(tokText)) seenPeriod = true;
+      }
+    };
+    let i = 0;
+    let start = 0;
+    let inWs = isPySpaceCode(text.charCodeAt(0));
+    // Mirrors Tokenizer._tokenize_affixes: spans alternate between non-space and space runs;
+    // a single ' ' after a word is that word's trailing whitespace, not a token.
+    for (i = 0; i < n; i++) {
+      const c = text.charCodeAt(i);
+      const ws = isPySpaceCode(c);
+      if (ws !== inWs) {
+        if (start < i) {
+          if (inWs) visit(null);
+          else for (const t of this.span(text.slice(start, i))) visit(t);
+        }
+        start = c === 0x20 ? i + 1 : i;
+        inWs = !inWs;
+      }
+    }
+    if (start < n) {
+      if (inWs) visit(null);
+      else for (const t of this.span(text.slice(start))) visit(t);
+    }
+    if (curHasWord) sentences++;
+    return sentences;
+  }
+
+  /** Tokens of one whitespace-free span. */
+  span(span: string): readonly string[] {
+    const special = this.specials.get(span);
+    if (special !== undefined) return special;
+    const hit = this.cache.get(span);
+    if (hit !== undefined) return hit;
+    const toks = this.applySpecialMatches(this.tokenizeSpan(span, true));
+    if (this.cache.size >= this.maxCache) this.cache.clear();
+    this.cache.set(span, toks);
+    return toks;
+  }
+
+  private findPrefix(s: string): number {
+    const m = this.prefixRe.exec(s);
+    return m === null ? 0 : m[0].length;
+  }
+
+  private findSuffix(s: string): number {
+    const m = this.suffixRe.exec(s);
+    return m === null ? 0 : m[0].length;
+  }
+
+  /** Tokenizer._apply_special_cases, within one span (a match across whitespace never has a rule). */
+  private applySpecialMatches(toks: string[]): string[] {
+    let matches: { start: number; end: number; key: string }[] | undefined;
+    for (let i = 0; i < toks.length; i++) {
+      const cands = this.matcher.get(toks[i]!);
+      if (cands === undefined) continue;
+      for (const c of cands) {
+        const len = c.tokens.length;
+        if (i + len > toks.length) continue;
+        let ok = true;
+        for (let j = 1; j < len; j++) {
+          if (toks[i + j] !== c.tokens[j]) {
+            ok = false;
+            break;
+          }
+        }
+        if (ok) (matches ??= []).push({ start: i, end: i + len, key: c.key });
+      }
+    }
+    if (matches === undefined) return toks;
+    // _filter_special_spans: longest first, then leftmost; a span is kept when neither end token is taken.
+    matches.sort((a, b) => b.end - b.start - (a.end - a.start) || a.start - b.start);
+    const seen = new Set<number>();
+    const kept: { start: number; end: number; key: string }[] = [];
+    for (const m of matches) {
+      if (!seen.has(m.start) && !seen.has(m.end - 1)) kept.push(m);
+      for (let k = m.start; k < m.end; k++) seen.add(k);
+    }
+    kept.sort((a, b) => a.start - b.start);
+    const out: string[] = [];
+    let i = 0;
+    for (const m of kept) {
+      while (i < m.start) out.push(toks[i++]!);
+      for (const t of this.specials.get(m.key)!) out.push(t);
+      i = m.end;
+    }
+    while (i < toks.length) out.push(toks[i++]!);
+    return out;
+  }
+
+  private tokenizeSpan(span: string, withSpecials: boolean): string[] {
+    const prefixes: string[] = [];
+    const suffixes: string[] = [];
+    let s = span;
+    let lastSize = 0;
+    while (s.length > 0 && s.length !== lastSize) {
+      if (withSpecials && this.specials.has(s)) break;
+      lastSize = s.length;
+      const pre = this.findPrefix(s);
+      let minusPre = "";
+      if (pre !== 0) {
+        minusPre = s.slice(pre);
+        if (withSpecials && minusPre.length > 0 && this.specials.has(minusPre)) {
+          prefixes.push(s.slice(0, pre));
+          s = minusPre;
+          break;
+        }
+      }
+      const suf = this.findSuffix(s.slice(pre));
+      let minusSuf = "";
+      if (suf !== 0) {
+        minusSuf = s.slice(0, s.length - suf);
+        if (withSpecials && minusSuf.length > 0 && this.specials.has(minusSuf)) {
+          suffixes.push(s.slice(s.length - suf));
+          s = minusSuf;
+          break;
+        }
+      }
+      if (pre !== 0 && suf !== 0 && pre + suf <= s.length) {
+        prefixes.push(s.slice(0, pre));
+        suffixes.push(s.slice(s.length - suf));
+        s = s.slice(pre, s.length - suf);
+      } else if (pre !== 0) {
+        prefixes.push(s.slice(0, pre));
+        s = minusPre;
+      } else if (suf !== 0) {
+        suffixes.push(s.slice(s.length - suf));
+        s = minusSuf;
+      }
+    }
+    const out = prefixes;
+    if (s.length > 0) {
+      const special = withSpecials ? this.specials.get(s) : undefined;
+      if (special !== undefined) {
+        for (const t of special) out.push(t);
+      } else if (this.urlRe.test(s)) {
+        out.push(s);
+      } else {
+        this.infixRe.lastIndex = 0;
+        let start = 0;
+        let found = false;
+        for (const m of s.matchAll(this.infixRe)) {
+          found = true;
+          const a = m.index;
+          const b = a + m[0].length;
+          if (a === 0) continue;
+          if (a !== start) out.push(s.slice(start, a));
+          if (a !== b) out.push(s.slice(a, b));
+          start = b;
+        }
+        if (!found) out.push(s);
+        else if (start < s.length) out.push(s.slice(start));
+      }
+    }
+    for (let k = suffixes.length - 1; k >= 0; k--) out.push(suffixes[k]!);
+    return out;
+  }
+}
+
+function hasInfix(re: RegExp, s: string): boolean {
+  for (const _ of s.matchAll(re)) return true;
+  return false;
+}
+
+const PUNCT_RE = /^\p{P}+$/u;
+
+/** spaCy's `is_punct` lexical attribute: every character is in a Unicode `P*` category. */
+export function isPunct(text: string): boolean {
+  return PUNCT_RE.test(text);
+}
