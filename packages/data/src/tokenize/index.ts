@@ -1,1 +1,6 @@
-export {};
+/** Tokenize, format (chat templates) and pack: training-ready sequences from any dataset. */
+export { TokenizeError, type TokenizeErrorCode } from "./tokenize-error.js";
+export type { EncodeOptions, TextTokenizer } from "./text-tokenizer.js";
+export { TIKTOKEN_ENCODINGS, TiktokenTokenizer, type TiktokenEncodingName } from "./tiktoken-tokenizer.js";
+export { HfTokenizer } from "./hf-tokenizer.js";
+export { loadTokenizer } from "./load-tokenizer.js";
