@@ -4,3 +4,5 @@ export type { EncodeOptions, TextTokenizer } from "./text-tokenizer.js";
 export { TIKTOKEN_ENCODINGS, TiktokenTokenizer, type TiktokenEncodingName } from "./tiktoken-tokenizer.js";
 export { HfTokenizer } from "./hf-tokenizer.js";
 export { loadTokenizer } from "./load-tokenizer.js";
+export { CHATML_TEMPLATE, ChatTemplate, type ChatMessage } from "./chat-template.js";
+export { FormatOptions, IGNORE_INDEX, RecordFormatter, type FormattedDoc, type ResolvedFormatOptions } from "./record-formatter.js";
