@@ -6,6 +6,7 @@ The Python `re` patterns are translated to JavaScript `u`-mode sources: \\UXXXXX
 rejects become literals.
 """
 import json
+import re
 import sys
 
 import spacy
@@ -14,7 +15,17 @@ WS = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\
 SYNTAX = set("^$\\.*+?()[]{}|/")
 
 
-def translate(p: str) -> str:
+def ascii_class(py_class: str) -> str:
+    """The ASCII members of a Python character class, as a JavaScript class."""
+    rx = re.compile(py_class)
+    members = [chr(c) for c in range(128) if rx.fullmatch(chr(c))]
+    body = "".join("\\x%02x" % ord(ch) for ch in members)
+    return "[" + body + "]"
+
+
+def translate(p: str, ascii_only: bool = False) -> str:
+    """Python pattern -> JavaScript source. With ascii_only, classes keep only their ASCII members:
+    equivalent on pure-ASCII input and much faster in V8 than classes with thousands of ranges."""
     out = []
     i = 0
     in_class = False
@@ -30,6 +41,8 @@ def translate(p: str) -> str:
                 out.append("\\u{" + p[i + 2 : i + 10].lstrip("0") + "}"); i += 10; continue
             if n == "x":
                 out.append(p[i : i + 4]); i += 4; continue
+            if ascii_only and n in "dwsS" and not in_class:
+                out.append(ascii_class("\\" + n)); i += 2; continue
             if n == "d":
                 out.append("\\p{Nd}"); i += 2; continue
             if n == "w":
@@ -44,6 +57,13 @@ def translate(p: str) -> str:
             if n.isalnum():
                 raise ValueError(f"unhandled escape \\{n}")
             out.append(n); i += 2; continue
+        if c == "[" and not in_class and ascii_only:
+            j = i + 1
+            while p[j] != "]":
+                j += 2 if p[j] == "\\" else 1
+            out.append(ascii_class(p[i : j + 1]))
+            i = j + 1
+            continue
         if c == "[" and not in_class:
             in_class = True
             out.append(c)
@@ -57,6 +77,18 @@ def translate(p: str) -> str:
     return "".join(out)
 
 
+def infix_ascii_trigger(py_infix: str) -> str:
+    """A class of the ASCII characters an infix match can start with: an ASCII span without any
+    of them has no infix, so the (costly) infix search can be skipped."""
+    rx = re.compile(py_infix)
+    ctx = [chr(c) for c in range(32, 127)]
+    first = set()
+    for c in map(chr, range(128)):
+        if any(m.start() == 1 for x in ctx for y in ctx for m in rx.finditer(x + c + y + y)):
+            first.add(c)
+    return "[" + "".join("\\x%02x" % ord(ch) for ch in sorted(first)) + "]"
+
+
 nlp = spacy.blank("en")
 nlp.add_pipe("sentencizer")
 tok = nlp.tokenizer
@@ -67,6 +99,11 @@ data = {
     "suffix": translate(tok.suffix_search.__self__.pattern),
     "infix": translate(tok.infix_finditer.__self__.pattern),
     "url": translate(tok.url_match.__self__.pattern),
+    "prefixAscii": translate(tok.prefix_search.__self__.pattern, True),
+    "suffixAscii": translate(tok.suffix_search.__self__.pattern, True),
+    "infixAscii": translate(tok.infix_finditer.__self__.pattern, True),
+    "infixAsciiTrigger": infix_ascii_trigger(tok.infix_finditer.__self__.pattern),
+    "urlAscii": translate(tok.url_match.__self__.pattern, True),
     "rules": rules,
     "punctChars": sorted(nlp.get_pipe("sentencizer").punct_chars),
 }
