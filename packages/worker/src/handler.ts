@@ -1,5 +1,6 @@
-import type { ArtifactKind, DataRef, Job, Lease, LogStream, Usage } from "@nexa/core";
+import type { ArtifactKind, DataRef, Gpu, Job, Lease, LogStream, Usage } from "@nexa/core";
 import type { ForgeClient } from "@nexa/sdk";
+import type { DigestCache } from "./cache.js";
 
 /**
  * What a job handler gets for one attempt. The runtime owns the workspace: everything a handler
@@ -44,7 +45,26 @@ export interface HandlerContext {
   setOutputKind(relativePath: string, kind: ArtifactKind): void;
   /** An authenticated API client (worker scope). */
   readonly api: ForgeClient;
+  /**
+   * GPUs assigned to this attempt (`job.requirements.gpus` of the worker's GPUs, with their
+   * device index); a process handler exports them as `CUDA_VISIBLE_DEVICES`. Absent: none.
+   */
+  readonly gpus?: readonly Gpu[];
+  /** Whether this worker has GPUs at all (so an attempt with none assigned should see none). */
+  readonly workerHasGpus?: boolean;
+  /** The file a process appends JSON-lines metrics to (`NEXA_METRICS_FILE`). @default `<workdir>/metrics.jsonl` */
+  readonly metricsFile?: string;
+  /** The worker's digest cache (uploads through it are kept for later jobs on this worker). */
+  readonly cache?: DigestCache;
 }
+
+/**
+ * Why {@link HandlerContext.signal} was aborted (`signal.reason`).
+ * - `canceled`: the job was canceled; the attempt ends as canceled.
+ * - `preempted`: the worker is stopping; the job is re-queued without spending its failure budget.
+ * - `lease_lost`: the control plane gave the job to someone else; nothing of this attempt is reported.
+ */
+export type AbortReason = "canceled" | "preempted" | "lease_lost";
 
 /** What a handler returns; outputs are taken from {@link HandlerContext.outputsDir}. */
 export interface HandlerResult {
