@@ -1,0 +1,140 @@
+import { EventEmitter } from "node:events";
+import { matchRequirements, type Capabilities, type JobType, type Requirements } from "@nexa/core";
+import type { Backend } from "./store/index.js";
+import { newId } from "./ids.js";
+
+/** A change other parts of the control plane (and other replicas) react to. */
+export type BusEvent =
+  | { kind: "jobs"; org: string; jobs: { type: JobType; requirements: Requirements }[] | "any" }
+  | { kind: "job"; org: string; job: string; status: string; attempt: number }
+  | { kind: "logs"; org: string; job: string };
+
+interface Waiter {
+  org: string;
+  caps: Capabilities;
+  accepts: readonly string[];
+  wake: () => void;
+}
+
+/**
+ * In-process event bus with a bridge to other replicas (PostgreSQL `LISTEN/NOTIFY`). Claim
+ * long-polls park here as waiters and are woken by submissions that they could run, so idle
+ * workers cost nothing and a new job reaches one within a round trip.
+ */
+export class Bus {
+  private readonly emitter = new EventEmitter();
+  private readonly waiters = new Set<Waiter>();
+  private readonly origin = newId("rep");
+  private outbox: BusEvent[] = [];
+  private flushing = false;
+  private unlisten: (() => Promise<void>) | undefined;
+
+  constructor(private readonly backend: Backend) {
+    this.emitter.setMaxListeners(0);
+  }
+
+  /** Starts receiving other replicas' events. */
+  async start(): Promise<void> {
+    this.unlisten = await this.backend.listen((payload) => {
+      const msg = JSON.parse(payload) as { origin: string; events: BusEvent[] };
+      if (msg.origin === this.origin) return;
+      for (const ev of msg.events) this.deliver(ev);
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.unlisten?.();
+    for (const w of this.waiters) w.wake();
+    this.waiters.clear();
+  }
+
+  /** Publishes an event here at once and to other replicas soon after (coalesced per tick). */
+  publish(ev: BusEvent): void {
+    this.deliver(ev);
+    if (this.backend.dialect !== "postgres") return;
+    this.outbox.push(ev);
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(() => void this.flush());
+    }
+  }
+
+  private async flush(): Promise<void> {
+    const events = this.outbox;
+    this.outbox = [];
+    this.flushing = false;
+    // NOTIFY payloads are limited to 8000 bytes: send in chunks.
+    for (let i = 0; i < events.length; i += 20) {
+      const payload = JSON.stringify({ origin: this.origin, events: events.slice(i, i + 20) });
+      await this.backend.publishRemote(payload).catch(() => {});
+    }
+  }
+
+  private deliver(ev: BusEvent): void {
+    if (ev.kind === "jobs") this.wakeFor(ev.org, ev.jobs);
+    else this.emitter.emit(`${ev.kind}:${ev.job}`, ev);
+  }
+
+  /** Subscribes to one job's state changes or log appends; returns the unsubscribe function. */
+  on(kind: "job" | "logs", jobId: string, fn: (ev: BusEvent) => void): () => void {
+    const name = `${kind}:${jobId}`;
+    this.emitter.on(name, fn);
+    return () => this.emitter.off(name, fn);
+  }
+
+  /**
+   * Registers a claim waiter *before* the claim query runs, so a submission that lands between
+   * the query and the wait is not missed. `wait` resolves when woken or after `ms`.
+   */
+  waiter(org: string, caps: Capabilities, accepts: readonly string[]): { wait: (ms: number, signal?: AbortSignal) => Promise<void>; cancel: () => void } {
+    let woken = false;
+    let resolve: (() => void) | undefined;
+    const w: Waiter = {
+      org,
+      caps,
+      accepts,
+      wake: () => {
+        woken = true;
+        this.waiters.delete(w);
+        resolve?.();
+      },
+    };
+    this.waiters.add(w);
+    return {
+      wait: (ms, signal) =>
+        new Promise<void>((res) => {
+          if (woken || signal?.aborted) {
+            this.waiters.delete(w);
+            res();
+            return;
+          }
+          const done = () => {
+            clearTimeout(timer);
+            signal?.removeEventListener("abort", done);
+            this.waiters.delete(w);
+            res();
+          };
+          const timer = setTimeout(done, ms);
+          resolve = done;
+          signal?.addEventListener("abort", done, { once: true });
+        }),
+      cancel: () => this.waiters.delete(w),
+    };
+  }
+
+  /** Wakes, for each new job, the longest-waiting worker that could run it. */
+  private wakeFor(org: string, jobs: { type: JobType; requirements: Requirements }[] | "any"): void {
+    if (jobs === "any") {
+      for (const w of [...this.waiters]) if (w.org === org) w.wake();
+      return;
+    }
+    for (const job of jobs) {
+      for (const w of this.waiters) {
+        if (w.org !== org) continue;
+        if (!matchRequirements(w.caps, w.accepts, job.type, job.requirements).ok) continue;
+        w.wake();
+        break;
+      }
+    }
+  }
+}

@@ -1,0 +1,630 @@
+import {
+  addUsage,
+  costOf,
+  decideFailure,
+  ForgeError,
+  isTerminal,
+  matchRequirements,
+  RetryPolicy,
+  zeroUsage,
+  type Capabilities,
+  type Claim,
+  type CompleteRequest,
+  type FailRequest,
+  type Job,
+  type JobStatus,
+  type JobSubmission,
+  type LogBatch,
+  type MetricBatch,
+  type PriceTable,
+  type Usage,
+} from "@nexa/core";
+import type { Kysely, Transaction } from "kysely";
+import type { Bus } from "./bus.js";
+import { newId } from "./ids.js";
+import { iso, jobFromRow, json } from "./rows.js";
+import type { Backend, Database } from "./store/index.js";
+import type { JobsTable, WorkersTable } from "./store/schema.js";
+
+/** Lease timing. */
+export interface QueueTiming {
+  leaseTtlMs: number;
+  heartbeatIntervalMs: number;
+}
+
+/** Hooks other components attach to job transitions (the workflow engine, Prometheus). */
+export interface QueueObserver {
+  onJobFinished?(job: Job, orgId: string): void;
+  onClaimed?(jobs: Job[], latencyMs: number[]): void;
+}
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+const CLAIM_WINDOW = 64;
+
+/**
+ * The durable job queue. At-least-once execution with exactly-once acceptance: every claim
+ * creates an attempt whose id is the lease's fencing token; heartbeats, logs and completions
+ * carrying a lease that is no longer the job's current one get `lease_lost` and change nothing.
+ */
+export class Queue {
+  readonly observers: QueueObserver[] = [];
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly bus: Bus,
+    readonly timing: QueueTiming,
+    private readonly prices: () => PriceTable,
+  ) {}
+
+  private get db(): Kysely<Database> {
+    return this.backend.db;
+  }
+
+  // ── submission ─────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Inserts jobs in one transaction. With an idempotency key, an existing job with that key is
+   * returned instead (`created: false`).
+   */
+  async submit(
+    orgId: string,
+    subs: JobSubmission[],
+    options: { idempotencyKey?: string; workflowRunId?: string } = {},
+  ): Promise<{ jobs: Job[]; created: boolean }> {
+    if (options.idempotencyKey !== undefined) {
+      const existing = await this.findIdempotent(orgId, options.idempotencyKey);
+      if (existing) return { jobs: [existing], created: false };
+    }
+    const now = Date.now();
+    const rows: JobsTable[] = subs.map((s, i) => {
+      const retry = RetryPolicy.parse(s.retry ?? {});
+      const req = s.requirements;
+      return {
+        id: newId("job"),
+        org_id: orgId,
+        project: s.project,
+        type: s.type,
+        name: s.name ?? null,
+        status: "queued",
+        spec: JSON.stringify(s.spec),
+        priority: s.priority,
+        requirements: JSON.stringify(req),
+        limits: JSON.stringify(s.limits),
+        retry: JSON.stringify(retry),
+        req_gpus: req.gpus ?? (req.gpu_type !== undefined || req.gpu_memory_gb !== undefined ? 1 : 0),
+        req_cpus: req.cpus ?? 0,
+        req_memory_gb: req.memory_gb ?? 0,
+        req_complex: req.gpu_type !== undefined || req.gpu_memory_gb !== undefined || Object.keys(req.labels ?? {}).length > 0 ? 1 : 0,
+        attempt: 0,
+        failures: 0,
+        max_attempts: retry.max_attempts,
+        created_at: now,
+        started_at: null,
+        finished_at: null,
+        run_after: now,
+        worker_id: null,
+        lease_id: null,
+        outputs: null,
+        error: null,
+        usage: JSON.stringify(zeroUsage()),
+        cancel_requested: 0,
+        idempotency_key: i === 0 ? (options.idempotencyKey ?? null) : null,
+        workflow_run_id: options.workflowRunId ?? null,
+        log_seq: 0,
+      };
+    });
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        for (let i = 0; i < rows.length; i += 200) await trx.insertInto("jobs").values(rows.slice(i, i + 200)).execute();
+        const projects = [...new Set(rows.map((r) => r.project))];
+        await trx
+          .insertInto("projects")
+          .values(projects.map((name) => ({ org_id: orgId, name, created_at: now })))
+          .onConflict((oc) => oc.columns(["org_id", "name"]).doNothing())
+          .execute();
+        const events = rows.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "queued", status: "queued", attempt: 0, data: null }));
+        for (let i = 0; i < events.length; i += 200) await trx.insertInto("job_events").values(events.slice(i, i + 200)).execute();
+      });
+    } catch (err) {
+      // Two submissions raced on one idempotency key: the loser returns the winner's job.
+      if (options.idempotencyKey !== undefined) {
+        const existing = await this.findIdempotent(orgId, options.idempotencyKey);
+        if (existing) return { jobs: [existing], created: false };
+      }
+      throw err;
+    }
+    this.bus.publish({ kind: "jobs", org: orgId, jobs: subs.length > 64 ? "any" : subs.map((s) => ({ type: s.type, requirements: s.requirements })) });
+    for (const r of rows) this.bus.publish({ kind: "job", org: orgId, job: r.id, status: "queued", attempt: 0 });
+    return { jobs: rows.map((r) => jobFromRow(r)), created: true };
+  }
+
+  private async findIdempotent(orgId: string, key: string): Promise<Job | undefined> {
+    const row = await this.db.selectFrom("jobs").selectAll().where("org_id", "=", orgId).where("idempotency_key", "=", key).executeTakeFirst();
+    return row ? jobFromRow(row) : undefined;
+  }
+
+  // ── reads ──────────────────────────────────────────────────────────────────────────────
+
+  /** A job of the org, or 404 (also for another org's job). */
+  async getRow(orgId: string, id: string, db: Db = this.db): Promise<JobsTable> {
+    const row = await db.selectFrom("jobs").selectAll().where("id", "=", id).where("org_id", "=", orgId).executeTakeFirst();
+    if (!row) throw new ForgeError("not_found", `job ${id} not found`);
+    return row;
+  }
+
+  /** Why a queued job has not been claimed, when no online worker could run it. */
+  async waitingReason(row: JobsTable): Promise<string | null> {
+    if (row.status !== "queued") return null;
+    if (row.run_after > Date.now()) return `retry backoff until ${iso(row.run_after)}`;
+    const workers = await this.db.selectFrom("workers").selectAll().where("org_id", "=", row.org_id).where("status", "=", "online").execute();
+    if (workers.length === 0) return "no worker is online";
+    const reasons: string[] = [];
+    for (const w of workers) {
+      const m = matchRequirements(json(w.capabilities, {} as Capabilities), json(w.accepts, []), row.type, json(row.requirements, {}));
+      if (m.ok) return null;
+      reasons.push(`${w.name}: ${m.reason}`);
+    }
+    return `no online worker can run it (${reasons.slice(0, 5).join("; ")})`;
+  }
+
+  // ── claims ─────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Long-poll claim: returns up to `maxJobs` claims, waiting up to `waitMs` for work that this
+   * worker can run. Woken by submissions (in-process or NOTIFY), never by polling.
+   */
+  async claim(orgId: string, worker: WorkersTable, maxJobs: number, waitMs: number, signal?: AbortSignal): Promise<Claim[]> {
+    const caps = json<Capabilities>(worker.capabilities, { cpus: 1, memory_gb: 0, gpus: [], labels: {} });
+    const accepts = json<string[]>(worker.accepts, []);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const waiter = this.bus.waiter(orgId, caps, accepts);
+      let claims: Claim[];
+      try {
+        claims = await this.tryClaim(orgId, worker, caps, accepts, maxJobs);
+      } catch (err) {
+        waiter.cancel();
+        throw err;
+      }
+      const remaining = deadline - Date.now();
+      if (claims.length > 0 || remaining <= 0 || signal?.aborted) {
+        waiter.cancel();
+        return claims;
+      }
+      // A job in retry backoff becomes claimable at run_after: wake then, not at the deadline.
+      const nextDue = await this.nextRunAfter(orgId);
+      const wait = nextDue === undefined ? remaining : Math.max(1, Math.min(remaining, nextDue - Date.now()));
+      await waiter.wait(wait, signal);
+    }
+  }
+
+  private async nextRunAfter(orgId: string): Promise<number | undefined> {
+    const row = await this.db
+      .selectFrom("jobs")
+      .select((eb) => eb.fn.min("run_after").as("t"))
+      .where("org_id", "=", orgId)
+      .where("status", "=", "queued")
+      .where("run_after", ">", Date.now())
+      .executeTakeFirst();
+    return row?.t === null || row?.t === undefined ? undefined : Number(row.t);
+  }
+
+  /** One claim attempt: a single transaction (PostgreSQL: `FOR UPDATE SKIP LOCKED`). */
+  async tryClaim(orgId: string, worker: WorkersTable, caps: Capabilities, accepts: string[], maxJobs: number): Promise<Claim[]> {
+    const now = Date.now();
+    const org = await this.orgLimits(orgId);
+    if (org.blocked) return [];
+    const result = await this.db.transaction().execute(async (trx) => {
+      let take = maxJobs;
+      if (org.maxRunning !== null) {
+        const running = await trx
+          .selectFrom("jobs")
+          .select((eb) => eb.fn.countAll<number>().as("n"))
+          .where("org_id", "=", orgId)
+          .where("status", "=", "running")
+          .executeTakeFirstOrThrow();
+        take = Math.min(take, org.maxRunning - Number(running.n));
+        if (take <= 0) return [];
+      }
+      let freeGpus = caps.gpus.length;
+      if (freeGpus > 0) {
+        const held = await trx
+          .selectFrom("jobs")
+          .select((eb) => eb.fn.sum<number>("req_gpus").as("n"))
+          .where("worker_id", "=", worker.id)
+          .where("status", "=", "running")
+          .executeTakeFirst();
+        freeGpus -= Number(held?.n ?? 0);
+      }
+      let q = trx
+        .selectFrom("jobs")
+        .select(["id", "type", "requirements", "req_complex", "req_gpus", "created_at", "attempt"])
+        .where("org_id", "=", orgId)
+        .where("status", "=", "queued")
+        .where("run_after", "<=", now)
+        .where("req_gpus", "<=", Math.max(0, freeGpus))
+        .where("req_cpus", "<=", caps.cpus)
+        .where("req_memory_gb", "<=", caps.memory_gb);
+      if (accepts.length > 0) q = q.where("type", "in", accepts);
+      q = q.orderBy("priority", "desc").orderBy("created_at", "asc").orderBy("id", "asc").limit(Math.max(CLAIM_WINDOW, take * 2));
+      const candidates = this.backend.dialect === "postgres" ? await q.forUpdate().skipLocked().execute() : await q.execute();
+      const chosen: typeof candidates = [];
+      for (const c of candidates) {
+        if (chosen.length >= take) break;
+        if (c.req_gpus > freeGpus) continue;
+        if (c.req_complex === 1 && !matchRequirements({ ...caps }, accepts, c.type, json(c.requirements, {})).ok) continue;
+        freeGpus -= c.req_gpus;
+        chosen.push(c);
+      }
+      if (chosen.length === 0) return [];
+      const expires = now + this.timing.leaseTtlMs;
+      const attempts = chosen.map((c) => ({
+        id: newId("lease"),
+        job_id: c.id,
+        org_id: orgId,
+        worker_id: worker.id,
+        attempt: c.attempt + 1,
+        status: "active",
+        created_at: now,
+        expires_at: expires,
+        ended_at: null,
+        manifest: null,
+        usage: null,
+        error: null,
+      }));
+      await trx.insertInto("attempts").values(attempts).execute();
+      for (const a of attempts) {
+        await trx
+          .updateTable("jobs")
+          .set((eb) => ({
+            status: "running",
+            attempt: a.attempt,
+            lease_id: a.id,
+            worker_id: worker.id,
+            started_at: eb.fn.coalesce("started_at", eb.val(now)),
+          }))
+          .where("id", "=", a.job_id)
+          .execute();
+      }
+      await trx
+        .insertInto("job_events")
+        .values(attempts.map((a) => ({ job_id: a.job_id, org_id: orgId, ts: now, type: "running", status: "running", attempt: a.attempt, data: JSON.stringify({ worker_id: worker.id }) })))
+        .execute();
+      const rows = await trx.selectFrom("jobs").selectAll().where("id", "in", attempts.map((a) => a.job_id)).execute();
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      return attempts.map((a) => ({ attempt: a, row: byId.get(a.job_id)! }));
+    });
+    const claims = result.map(({ attempt, row }) => ({
+      lease: { id: attempt.id, attempt: attempt.attempt, expires_at: iso(attempt.expires_at) },
+      job: jobFromRow(row),
+    }));
+    for (const c of claims) this.bus.publish({ kind: "job", org: orgId, job: c.job.id, status: "running", attempt: c.lease.attempt });
+    if (claims.length > 0) {
+      const latency = result.map(({ row }) => now - Math.max(row.created_at, row.run_after));
+      for (const o of this.observers) o.onClaimed?.(claims.map((c) => c.job), latency);
+    }
+    return claims;
+  }
+
+  private orgCache = new Map<string, { at: number; maxRunning: number | null; blocked: boolean }>();
+
+  /** Per-org concurrency limit and budget, cached for a second (checked at claim time). */
+  private async orgLimits(orgId: string): Promise<{ maxRunning: number | null; blocked: boolean }> {
+    const hit = this.orgCache.get(orgId);
+    if (hit && Date.now() - hit.at < 1000) return hit;
+    const org = await this.db.selectFrom("orgs").select(["max_running", "budget_usd"]).where("id", "=", orgId).executeTakeFirst();
+    let blocked = false;
+    if (org?.budget_usd !== null && org?.budget_usd !== undefined) {
+      const spent = await this.db
+        .selectFrom("usage_records")
+        .select((eb) => eb.fn.sum<number>("cost_usd").as("c"))
+        .where("org_id", "=", orgId)
+        .executeTakeFirst();
+      blocked = Number(spent?.c ?? 0) >= org.budget_usd;
+    }
+    const v = { at: Date.now(), maxRunning: org?.max_running ?? null, blocked };
+    this.orgCache.set(orgId, v);
+    return v;
+  }
+
+  // ── leases ─────────────────────────────────────────────────────────────────────────────
+
+  /** The live attempt behind a lease, or `lease_lost`. */
+  private async liveAttempt(db: Db, orgId: string, leaseId: string, now = Date.now()) {
+    const a = await db.selectFrom("attempts").selectAll().where("id", "=", leaseId).where("org_id", "=", orgId).executeTakeFirst();
+    if (!a) throw new ForgeError("not_found", `lease ${leaseId} not found`);
+    if (a.status !== "active" || a.expires_at < now) {
+      throw new ForgeError("lease_lost", `lease ${leaseId} is no longer held (attempt ${a.attempt} is ${a.status === "active" ? "expired" : a.status})`);
+    }
+    return a;
+  }
+
+  /** Extends a lease; answers whether the job has been asked to cancel. */
+  async heartbeat(orgId: string, leaseId: string): Promise<{ expires_at: string; cancel_requested: boolean }> {
+    const now = Date.now();
+    const expires = now + this.timing.leaseTtlMs;
+    const res = await this.db
+      .updateTable("attempts")
+      .set({ expires_at: expires })
+      .where("id", "=", leaseId)
+      .where("org_id", "=", orgId)
+      .where("status", "=", "active")
+      .where("expires_at", ">=", now)
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0) await this.liveAttempt(this.db, orgId, leaseId, now); // throws the precise error
+    const a = await this.db.selectFrom("attempts").select(["job_id", "worker_id"]).where("id", "=", leaseId).executeTakeFirstOrThrow();
+    const job = await this.db.selectFrom("jobs").select(["cancel_requested"]).where("id", "=", a.job_id).executeTakeFirstOrThrow();
+    await this.touchWorker(a.worker_id, now);
+    return { expires_at: iso(expires), cancel_requested: job.cancel_requested === 1 };
+  }
+
+  private lastTouch = new Map<string, number>();
+
+  /** Records that a worker is alive, at most once a second per worker. */
+  async touchWorker(workerId: string, now = Date.now()): Promise<void> {
+    if (now - (this.lastTouch.get(workerId) ?? 0) < 1000) return;
+    this.lastTouch.set(workerId, now);
+    await this.db.updateTable("workers").set({ last_seen_at: now, status: "online" }).where("id", "=", workerId).where("status", "=", "online").execute();
+  }
+
+  /** Appends log lines under a live lease. */
+  async appendLogs(orgId: string, leaseId: string, batch: LogBatch): Promise<number> {
+    if (batch.lines.length === 0) return 0;
+    const now = Date.now();
+    const jobId = await this.db.transaction().execute(async (trx) => {
+      const a = await this.liveAttempt(trx, orgId, leaseId, now);
+      const job = await trx.selectFrom("jobs").select(["log_seq"]).where("id", "=", a.job_id).executeTakeFirstOrThrow();
+      const rows = batch.lines.map((l, i) => ({
+        job_id: a.job_id,
+        seq: job.log_seq + i + 1,
+        attempt: a.attempt,
+        ts: l.ts !== undefined ? Date.parse(l.ts) || now : now,
+        stream: l.stream,
+        line: l.line,
+      }));
+      for (let i = 0; i < rows.length; i += 500) await trx.insertInto("job_logs").values(rows.slice(i, i + 500)).execute();
+      await trx.updateTable("jobs").set({ log_seq: job.log_seq + rows.length }).where("id", "=", a.job_id).execute();
+      return a.job_id;
+    });
+    this.bus.publish({ kind: "logs", org: orgId, job: jobId });
+    return batch.lines.length;
+  }
+
+  /** Appends metric points under a live lease. */
+  async appendMetrics(orgId: string, leaseId: string, batch: MetricBatch): Promise<number> {
+    if (batch.points.length === 0) return 0;
+    const now = Date.now();
+    await this.db.transaction().execute(async (trx) => {
+      const a = await this.liveAttempt(trx, orgId, leaseId, now);
+      const rows = batch.points.map((p) => ({ job_id: a.job_id, name: p.name, step: p.step, value: p.value, ts: p.ts !== undefined ? Date.parse(p.ts) || now : now }));
+      for (let i = 0; i < rows.length; i += 500) await trx.insertInto("job_metrics").values(rows.slice(i, i + 500)).execute();
+    });
+    return batch.points.length;
+  }
+
+  /** Finishes an attempt successfully. A stale lease gets `lease_lost` and changes nothing. */
+  async complete(orgId: string, leaseId: string, body: CompleteRequest): Promise<Job> {
+    return this.finish(orgId, leaseId, "succeeded", {
+      outputs: body.outputs,
+      usage: body.usage,
+      manifest: body.manifest,
+      error: null,
+    });
+  }
+
+  /** Finishes an attempt with an error; the retry budgets decide what happens next. */
+  async fail(orgId: string, leaseId: string, body: FailRequest): Promise<Job> {
+    return this.finish(orgId, leaseId, "failed", body);
+  }
+
+  private async finish(
+    orgId: string,
+    leaseId: string,
+    outcome: "succeeded" | "failed",
+    body: { outputs?: CompleteRequest["outputs"]; usage?: Partial<Usage> | undefined; manifest?: unknown; error: FailRequest["error"] | null; retryable?: boolean; kind?: FailRequest["kind"] },
+  ): Promise<Job> {
+    const now = Date.now();
+    const prices = this.prices();
+    const { row, requeued } = await this.db.transaction().execute(async (trx) => {
+      const a = await this.liveAttempt(trx, orgId, leaseId, now);
+      const job = await this.getRow(orgId, a.job_id, trx);
+      if (job.lease_id !== a.id || job.status !== "running") throw new ForgeError("lease_lost", `lease ${leaseId} is no longer the job's current lease`);
+      const attemptUsage = addUsage(zeroUsage(), { ...body.usage, cost_usd: 0 });
+      if (attemptUsage.wall_s === 0) attemptUsage.wall_s = (now - a.created_at) / 1000;
+      attemptUsage.cost_usd = costOf(attemptUsage, prices);
+      const total = addUsage(json(job.usage, zeroUsage()), attemptUsage);
+      let status: JobStatus = outcome;
+      let runAfter = job.run_after;
+      let failures = job.failures;
+      let attemptStatus: string = outcome;
+      if (outcome === "failed") {
+        const decision = job.cancel_requested === 1 ? ({ action: "cancel" } as const) : decideFailure(body.kind ?? "error", body.retryable ?? true, job.failures, json(job.retry, RetryPolicy.parse({})));
+        if (body.kind === "preempted") attemptStatus = "preempted";
+        switch (decision.action) {
+          case "requeue":
+            status = "queued";
+            runAfter = now + decision.delayMs;
+            if (decision.spendsFailureBudget) failures += 1;
+            break;
+          case "fail":
+            status = "failed";
+            if ((body.kind ?? "error") === "error") failures += 1;
+            break;
+          case "cancel":
+            status = "canceled";
+            break;
+        }
+      }
+      await trx
+        .updateTable("attempts")
+        .set({
+          status: attemptStatus,
+          ended_at: now,
+          manifest: body.manifest === undefined ? null : JSON.stringify(body.manifest),
+          usage: JSON.stringify(attemptUsage),
+          error: body.error === null ? null : JSON.stringify(body.error),
+        })
+        .where("id", "=", a.id)
+        .execute();
+      const terminal = isTerminal(status);
+      const keepOutputs = body.outputs !== undefined && Object.keys(body.outputs).length > 0;
+      await trx
+        .updateTable("jobs")
+        .set({
+          status,
+          lease_id: null,
+          worker_id: terminal ? job.worker_id : null,
+          finished_at: terminal ? now : null,
+          run_after: runAfter,
+          failures,
+          usage: JSON.stringify(total),
+          error: body.error === null ? null : JSON.stringify(body.error),
+          ...(keepOutputs || outcome === "succeeded" ? { outputs: JSON.stringify(body.outputs ?? {}) } : {}),
+        })
+        .where("id", "=", job.id)
+        .execute();
+      await trx
+        .insertInto("usage_records")
+        .values({
+          id: newId("use"),
+          org_id: orgId,
+          job_id: job.id,
+          attempt: a.attempt,
+          project: job.project,
+          type: job.type,
+          ts: now,
+          wall_s: attemptUsage.wall_s,
+          cpu_s: attemptUsage.cpu_s,
+          gpu_s: Object.values(attemptUsage.gpu_s).reduce((x, y) => x + y, 0),
+          gpu_detail: JSON.stringify(attemptUsage.gpu_s),
+          tokens_in: attemptUsage.tokens_in,
+          tokens_out: attemptUsage.tokens_out,
+          cost_usd: attemptUsage.cost_usd,
+        })
+        .execute();
+      const evType = status === "queued" ? (body.kind === "preempted" ? "preempted" : "retrying") : status;
+      await trx
+        .insertInto("job_events")
+        .values({ job_id: job.id, org_id: orgId, ts: now, type: evType, status, attempt: a.attempt, data: body.error === null ? null : JSON.stringify({ error: body.error }) })
+        .execute();
+      const updated = await trx.selectFrom("jobs").selectAll().where("id", "=", job.id).executeTakeFirstOrThrow();
+      return { row: updated, requeued: status === "queued" };
+    });
+    this.afterTransition(orgId, row, requeued);
+    return jobFromRow(row);
+  }
+
+  private afterTransition(orgId: string, row: JobsTable, requeued: boolean): void {
+    this.bus.publish({ kind: "job", org: orgId, job: row.id, status: row.status, attempt: row.attempt });
+    if (requeued) this.bus.publish({ kind: "jobs", org: orgId, jobs: [{ type: row.type as Job["type"], requirements: json(row.requirements, {}) }] });
+    else if (this.orgCache.get(orgId)?.maxRunning != null) this.bus.publish({ kind: "jobs", org: orgId, jobs: "any" });
+    if (isTerminal(row.status as JobStatus)) {
+      const job = jobFromRow(row);
+      for (const o of this.observers) o.onJobFinished?.(job, orgId);
+    }
+  }
+
+  // ── cancel and retry ───────────────────────────────────────────────────────────────────
+
+  /** Cancels a queued job at once; asks a running one to stop (its worker sees it on heartbeat). */
+  async cancel(orgId: string, id: string): Promise<Job> {
+    const now = Date.now();
+    const row = await this.db.transaction().execute(async (trx) => {
+      const job = await this.getRow(orgId, id, trx);
+      if (isTerminal(job.status as JobStatus)) throw new ForgeError("conflict", `job ${id} is already ${job.status}`);
+      if (job.status === "queued") {
+        await trx.updateTable("jobs").set({ status: "canceled", finished_at: now, cancel_requested: 1 }).where("id", "=", id).execute();
+        await trx.insertInto("job_events").values({ job_id: id, org_id: orgId, ts: now, type: "canceled", status: "canceled", attempt: job.attempt, data: null }).execute();
+      } else {
+        await trx.updateTable("jobs").set({ cancel_requested: 1 }).where("id", "=", id).execute();
+        await trx
+          .insertInto("job_events")
+          .values({ job_id: id, org_id: orgId, ts: now, type: "cancel_requested", status: "running", attempt: job.attempt, data: null })
+          .execute();
+      }
+      return trx.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+    });
+    if (row.status === "canceled") this.afterTransition(orgId, row, false);
+    else this.bus.publish({ kind: "job", org: orgId, job: row.id, status: row.status, attempt: row.attempt });
+    return jobFromRow(row);
+  }
+
+  /** Puts failed or canceled jobs back in the queue with a fresh failure budget. */
+  async retry(orgId: string, ids: string[]): Promise<Job[]> {
+    const now = Date.now();
+    const rows = await this.db.transaction().execute(async (trx) => {
+      const out: JobsTable[] = [];
+      for (const id of ids) {
+        const job = await this.getRow(orgId, id, trx);
+        if (job.status !== "failed" && job.status !== "canceled") {
+          if (ids.length === 1) throw new ForgeError("conflict", `job ${id} is ${job.status}; only failed or canceled jobs can be retried`);
+          continue;
+        }
+        await trx
+          .updateTable("jobs")
+          .set({ status: "queued", failures: 0, finished_at: null, error: null, run_after: now, cancel_requested: 0, worker_id: null })
+          .where("id", "=", id)
+          .execute();
+        await trx.insertInto("job_events").values({ job_id: id, org_id: orgId, ts: now, type: "queued", status: "queued", attempt: job.attempt, data: JSON.stringify({ retry: true }) }).execute();
+        out.push(await trx.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirstOrThrow());
+      }
+      return out;
+    });
+    if (rows.length > 0) {
+      this.bus.publish({ kind: "jobs", org: orgId, jobs: rows.length > 64 ? "any" : rows.map((r) => ({ type: r.type as Job["type"], requirements: json(r.requirements, {}) })) });
+      for (const r of rows) this.bus.publish({ kind: "job", org: orgId, job: r.id, status: "queued", attempt: r.attempt });
+    }
+    return rows.map((r) => jobFromRow(r));
+  }
+
+  // ── lost leases ────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Expires leases past their TTL (and, with `workerId`, every live lease of that worker):
+   * their jobs go back to the queue on the preemption budget, or end canceled if a cancel was
+   * asked. Returns how many leases were ended.
+   */
+  async loseLeases(filter: { expiredBefore?: number; workerIds?: string[] }, reason: "expired" | "lost"): Promise<number> {
+    let q = this.db.selectFrom("attempts").select(["id"]).where("status", "=", "active");
+    if (filter.expiredBefore !== undefined) q = q.where("expires_at", "<", filter.expiredBefore);
+    if (filter.workerIds !== undefined) {
+      if (filter.workerIds.length === 0) return 0;
+      q = q.where("worker_id", "in", filter.workerIds);
+    }
+    const stale = await q.limit(1000).execute();
+    let n = 0;
+    for (const { id } of stale) {
+      const now = Date.now();
+      const done = await this.db.transaction().execute(async (trx) => {
+        const a = await trx.selectFrom("attempts").selectAll().where("id", "=", id).where("status", "=", "active").executeTakeFirst();
+        if (!a) return undefined;
+        if (filter.expiredBefore !== undefined && a.expires_at >= filter.expiredBefore) return undefined; // heartbeat won the race
+        await trx.updateTable("attempts").set({ status: reason, ended_at: now }).where("id", "=", id).execute();
+        const job = await trx.selectFrom("jobs").selectAll().where("id", "=", a.job_id).executeTakeFirstOrThrow();
+        if (job.lease_id !== a.id || job.status !== "running") return undefined;
+        const status: JobStatus = job.cancel_requested === 1 ? "canceled" : "queued";
+        await trx
+          .updateTable("jobs")
+          .set({ status, lease_id: null, worker_id: null, run_after: now, finished_at: status === "canceled" ? now : null })
+          .where("id", "=", job.id)
+          .execute();
+        await trx
+          .insertInto("job_events")
+          .values({ job_id: job.id, org_id: job.org_id, ts: now, type: status === "queued" ? `lease_${reason}` : "canceled", status, attempt: a.attempt, data: JSON.stringify({ worker_id: a.worker_id }) })
+          .execute();
+        return trx.selectFrom("jobs").selectAll().where("id", "=", job.id).executeTakeFirstOrThrow();
+      });
+      if (done) {
+        n++;
+        this.afterTransition(done.org_id, done, done.status === "queued");
+      }
+    }
+    return n;
+  }
+
+  /** Marks workers not seen for `olderThanMs` offline. */
+  async markStaleWorkers(olderThanMs: number): Promise<void> {
+    await this.db.updateTable("workers").set({ status: "offline" }).where("status", "=", "online").where("last_seen_at", "<", Date.now() - olderThanMs).execute();
+  }
+}
