@@ -290,7 +290,8 @@ export class WorkerAgent {
       } catch (err) {
         if (this.stopping) return;
         failures++;
-        if (err instanceof ForgeError && err.code === "not_found") {
+        // not_found: the control plane forgot this worker; conflict: it marked it offline (e.g. after missed heartbeats).
+        if (err instanceof ForgeError && (err.code === "not_found" || err.code === "conflict")) {
           this.options.log("the control plane no longer knows this worker: registering again");
           await this.register().catch((e: unknown) => this.options.log(`register failed: ${(e as Error).message}`));
         } else {
