@@ -1,0 +1,60 @@
+import { PY_WS_CLASS } from "./py-str.js";
+
+/** datatrove's `PUNCTUATION` (utils/text.py): ASCII and CJK punctuation plus control characters. */
+export const PUNCTUATION =
+  "!/—”:％１〈&(、━\\【#%「」，】；+^]~“《„';’{|∶´[=-`*．（–？！：$～«〉,><》)?）。…@_.\"}►»" +
+  [
+    [0, 9],
+    [11, 13],
+    [13, 32],
+    [127, 160],
+  ]
+    .flatMap(([a, b]) => Array.from({ length: b! - a! }, (_, i) => String.fromCharCode(a! + i)))
+    .join("");
+
+/** The characters of {@link PUNCTUATION}. */
+export const PUNCTUATION_SET: ReadonlySet<string> = new Set(PUNCTUATION);
+
+/** datatrove's `TextNormConfig`. */
+export interface TextNormConfig {
+  /** @default true */
+  lowercase?: boolean;
+  /** @default true */
+  norm_whitespace?: boolean;
+  /** @default true */
+  remove_punctuation?: boolean;
+  /** @default true */
+  norm_unicode_diacritics?: boolean;
+  /** @default true */
+  norm_numbers?: boolean;
+  /** @default false */
+  norm_weekdays?: boolean;
+  /** @default false */
+  norm_monthnames?: boolean;
+}
+
+const WS_RUN = new RegExp(`[${PY_WS_CLASS}]+`, "gu");
+const WS_EDGE = new RegExp(`^[${PY_WS_CLASS}]+|[${PY_WS_CLASS}]+$`, "gu");
+const PUNCT_RE = new RegExp(`[${[...PUNCTUATION].map((c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0")).join("")}]`, "gu");
+const MN_RE = /\p{Mn}/gu;
+const DIGITS_RE = /\p{Nd}+/gu;
+const NON_ASCII = /[^\x00-\x7f]/;
+const WEEKDAYS = /monday|tuesday|wednesday|thursday|friday|saturday|sunday/g;
+const MONTHS = /january|february|march|april|may|june|july|august|september|october|november|december/g;
+
+/**
+ * datatrove's `simplify_text`, the normalisation MinHash shingles are built from: lowercase,
+ * whitespace runs to one space, punctuation removed, NFD with combining marks dropped, digit runs
+ * to `0`.
+ */
+export function simplifyText(text: string, config: TextNormConfig = {}): string {
+  let t = text;
+  if (config.lowercase ?? true) t = t.toLowerCase();
+  if (config.norm_whitespace ?? true) t = t.replace(WS_EDGE, "").replace(WS_RUN, " ");
+  if (config.remove_punctuation ?? true) t = t.replace(PUNCT_RE, "");
+  if ((config.norm_unicode_diacritics ?? true) && NON_ASCII.test(t)) t = t.normalize("NFD").replace(MN_RE, "");
+  if (config.norm_numbers ?? true) t = t.replace(DIGITS_RE, "0");
+  if (config.norm_weekdays ?? false) t = t.replace(WEEKDAYS, "WEEKDAY");
+  if (config.norm_monthnames ?? false) t = t.replace(MONTHS, "MONTH");
+  return t.replace(WS_EDGE, "");
+}
