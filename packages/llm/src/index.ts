@@ -2,4 +2,7 @@
  * @nexa/llm — OpenAI-compatible client (concurrency, rate limits, retries, cache), prompt
  * templates, LLM judges, evaluation metrics, and a local stand-in server for tests.
  */
+export * from "./errors.js";
+export * from "./client/index.js";
 export * from "./metrics/index.js";
+export * from "./testkit/index.js";
