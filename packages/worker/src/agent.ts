@@ -474,7 +474,7 @@ export class WorkerAgent {
           outputs = await this.uploadOutputs(claim, outputsDir, outputKinds, [...parents]);
         } catch (err) {
           if (failure === null) {
-            await this.finish(claim, channel, heartbeat, {
+            await this.finish(claim, ws, channel, heartbeat, {
               kind: "fail",
               body: {
                 error: { code: "output_upload_failed", message: `uploading outputs failed: ${(err as Error).message}` },
@@ -489,7 +489,7 @@ export class WorkerAgent {
       }
       const exit = failure === null ? exitOf((outcome as { result?: HandlerResult | void }).result) : exitOfDetails(failure.details);
       if (failure === null) {
-        await this.finish(claim, channel, heartbeat, { kind: "complete", outputs }, { inputs, usage, gpus, timings, annotations, status: "succeeded", exit, outputs });
+        await this.finish(claim, ws, channel, heartbeat, { kind: "complete", outputs }, { inputs, usage, gpus, timings, annotations, status: "succeeded", exit, outputs });
         say(`job ${tag} succeeded (${Object.keys(outputs).length} outputs)`);
       } else {
         const body: FailRequest = {
@@ -498,7 +498,7 @@ export class WorkerAgent {
           kind: failure.kind,
           ...(Object.keys(outputs).length > 0 ? { outputs } : {}),
         };
-        await this.finish(claim, channel, heartbeat, { kind: "fail", body }, { inputs, usage, gpus, timings, annotations, status: statusOf(failure.kind), exit, outputs });
+        await this.finish(claim, ws, channel, heartbeat, { kind: "fail", body }, { inputs, usage, gpus, timings, annotations, status: statusOf(failure.kind), exit, outputs });
         say(`job ${tag} ${statusOf(failure.kind)}: ${failure.code}: ${failure.message.split("\n")[0] ?? ""}`);
       }
     } finally {
@@ -576,6 +576,7 @@ export class WorkerAgent {
 
   private async finish(
     claim: Claim,
+    ws: string,
     channel: LeaseChannel,
     heartbeat: { stop(): void },
     report: { kind: "complete"; outputs: JobOutputs } | { kind: "fail"; body: FailRequest },
@@ -591,6 +592,8 @@ export class WorkerAgent {
     },
   ): Promise<void> {
     await channel.close();
+    // The workspace goes before the report, so whoever sees the job finished sees it cleaned up.
+    if (!this.options.keepWorkspaces) await rm(ws, { recursive: true, force: true }).catch(() => undefined);
     const manifest = await this.manifest(claim, m);
     const { lease } = claim;
     try {

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { JobFailure, type HandlerRegistry } from "@nexa/worker";
 import { startForge, waitDone, type Forge } from "./helpers.js";
 
 const sha = (s: string | Buffer) => `sha256:${createHash("sha256").update(s).digest("hex")}`;
@@ -80,5 +81,122 @@ describe("WorkerAgent against a real control plane", () => {
     expect((await stat(cached)).mode & 0o777).toBe(0o444);
     // The attempt's workspace is gone.
     await expect(stat(join(workdir, `${job.id}-1`))).rejects.toThrow(/ENOENT/);
+    await agent.stop();
+  });
+
+  it("cancel of a running job: SIGTERM, then SIGKILL after the grace period", async () => {
+    const { admin } = forge;
+    const { agent } = await forge.worker({ name: "cancel-worker" });
+    const job = await admin.submitJob({
+      type: "command",
+      spec: { argv: ["sh", "-c", "trap 'echo got-term' TERM; echo \"pid=$$\"; while :; do sleep 0.1; done"] },
+      limits: { grace_s: 1 },
+    });
+    let pid = 0;
+    for await (const l of admin.followLogs(job.id)) {
+      if (l.line.startsWith("pid=")) {
+        pid = Number(l.line.slice(4));
+        break;
+      }
+    }
+    const t0 = Date.now();
+    await admin.cancelJob(job.id);
+    const done = await waitDone(admin, job.id);
+    const took = Date.now() - t0;
+    expect(done.status).toBe("canceled");
+    const lines = (await admin.getLogs(job.id)).map((l) => l.line);
+    expect(lines).toContain("got-term"); // it saw SIGTERM and carried on…
+    expect(lines.some((l) => l.startsWith("stopping (canceled)"))).toBe(true);
+    const m = (await admin.getManifest(job.id)).attempts.at(-1);
+    expect(m?.exit).toEqual({ status: "canceled", code: null, signal: "SIGKILL" }); // …so the grace period ended in SIGKILL
+    expect(took).toBeGreaterThanOrEqual(1000);
+    expect(took).toBeLessThan(6000);
+    expect(() => process.kill(pid, 0)).toThrow();
+    await agent.stop();
+  });
+
+  it("a failing command spends the failure budget and reports exit_nonzero with the log tail; max_runtime_s is a guardrail", async () => {
+    const { admin } = forge;
+    const { agent } = await forge.worker({ name: "fail-worker" });
+    const failing = await admin.submitJob({
+      type: "command",
+      spec: { argv: ["sh", "-c", 'echo "attempt $NEXA_ATTEMPT"; echo boom >&2; exit 4'] },
+      retry: { max_attempts: 2, backoff_s: 0 },
+    });
+    const slow = await admin.submitJob({ type: "command", spec: { argv: ["sleep", "30"] }, limits: { max_runtime_s: 0.5, grace_s: 1 } });
+    const [f, g] = await Promise.all([waitDone(admin, failing.id), waitDone(admin, slow.id)]);
+    expect(f.status).toBe("failed");
+    expect(f.attempt).toBe(2);
+    expect(f.error?.code).toBe("exit_nonzero");
+    expect(f.error?.message).toMatch(/exited with code 4; last 2 log lines:\nattempt 2\nboom/);
+    expect(g.status).toBe("failed");
+    expect(g.attempt).toBe(1);
+    expect(g.error?.code).toBe("guardrail_max_runtime_s");
+    await agent.stop();
+  });
+
+  it("assigns discovered GPUs to jobs (CUDA_VISIBLE_DEVICES) and meters GPU-seconds by type", async () => {
+    const { admin } = forge;
+    const bin = join(forge.home, "fake-bin");
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, "nvidia-smi"), "#!/bin/sh\nprintf '0, NVIDIA A100-SXM4-40GB, 40960, 535.104.05\\n1, NVIDIA A100-SXM4-40GB, 40960, 535.104.05\\n'\n");
+    await chmod(join(bin, "nvidia-smi"), 0o755);
+    const { agent } = await forge.worker({
+      name: "gpu-worker",
+      gpus: "auto",
+      discoverGpus: { env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` } },
+    });
+    const workers = await admin.listWorkers();
+    expect(workers.find((w) => w.id === agent.id)?.capabilities.gpus.map((g) => g.name)).toEqual(["NVIDIA A100-SXM4-40GB", "NVIDIA A100-SXM4-40GB"]);
+    const job = await admin.submitJob({
+      type: "command",
+      spec: { argv: ["sh", "-c", 'sleep 0.2; echo "cuda=$CUDA_VISIBLE_DEVICES"'] },
+      requirements: { gpus: 1, gpu_type: "A100" },
+    });
+    const done = await waitDone(admin, job.id);
+    expect(done.status).toBe("succeeded");
+    expect((await admin.getLogs(job.id)).map((l) => l.line)).toContain("cuda=0");
+    expect(done.usage.gpu_s["NVIDIA A100-SXM4-40GB"]).toBeGreaterThan(0.15);
+    const m = (await admin.getManifest(job.id)).attempts.at(-1);
+    expect(m?.worker.driver).toBe("535.104.05");
+    await agent.stop();
+  });
+
+  it("runs in-process handlers from a registry, up to `concurrency` at once, with declared output kinds", async () => {
+    const { admin } = forge;
+    let inFlight = 0;
+    let peak = 0;
+    const handlers: HandlerRegistry = {
+      audit: async (ctx) => {
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        try {
+          ctx.log(`auditing ${ctx.job.id}`);
+          ctx.metric("score", 0, 0.75);
+          await new Promise((r) => setTimeout(r, 400));
+          await writeFile(join(ctx.outputsDir, "report.json"), JSON.stringify({ job: ctx.job.id }));
+          ctx.setOutputKind("report.json", "report");
+          ctx.addUsage({ tokens_in: 10, tokens_out: 5 });
+          if (ctx.job.name === "bad") throw new JobFailure("judge_refused", "the judge refused", { retryable: false });
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+    const { agent } = await forge.worker({ name: "inproc-worker", handlers, concurrency: 2, accepts: ["audit"] });
+    const spec = { dataset: "sha256:" + "0".repeat(64) };
+    const submit = (name: string) => admin.submitJob({ type: "audit", name, spec });
+    const jobs = await Promise.all([submit("a1"), submit("a2"), submit("a3"), submit("bad")]);
+    const done = await Promise.all(jobs.map((j) => waitDone(admin, j.id)));
+    expect(peak).toBe(2);
+    for (const d of done.slice(0, 3)) {
+      expect(d.status).toBe("succeeded");
+      const art = await admin.getArtifact(d.outputs?.["report.json"]?.artifact_id ?? "");
+      expect(art.kind).toBe("report");
+      expect(d.usage.tokens_in).toBe(10);
+    }
+    expect(done[3]?.status).toBe("failed");
+    expect(done[3]?.error?.code).toBe("judge_refused");
+    await agent.stop();
   });
 });
