@@ -15,6 +15,9 @@ export const Endpoint = z.strictObject({
   tokens_per_minute: z.number().positive().optional(),
   timeout_s: z.number().positive().default(120),
   max_retries: z.number().int().min(0).max(20).default(5),
+}).refine((e) => e.base_url !== undefined || e.deployment !== undefined, {
+  message: "an endpoint needs base_url or deployment",
+  path: ["base_url"],
 });
 export type Endpoint = z.infer<typeof Endpoint>;
 
@@ -38,6 +41,20 @@ export const RubricDimension = z.strictObject({
 });
 export type RubricDimension = z.infer<typeof RubricDimension>;
 
+/** How an LLM judge scores: rubric dimensions (1–10 each, weighted) and a pass threshold. */
+export const JudgeConfig = z.strictObject({
+  endpoint: Endpoint,
+  rubric: z.array(RubricDimension).min(1),
+  /** Weighted mean score (1–10) needed to pass. @default 7 */
+  threshold: z.number().min(0).max(10).default(7),
+  /** Extra instructions for the judge (what the records are, what matters). */
+  instructions: z.string().optional(),
+  /** Re-asks when a judge reply does not parse, before recording a parse failure. @default 2 */
+  max_parse_retries: z.number().int().min(0).max(10).default(2),
+  sampling: Sampling.optional(),
+});
+export type JudgeConfig = z.infer<typeof JudgeConfig>;
+
 /** The `generate` job: synthetic data from templates and seed variables. */
 export const GenerateSpec = z.strictObject({
   endpoint: Endpoint,
@@ -52,7 +69,10 @@ export const GenerateSpec = z.strictObject({
   sampling: Sampling.optional(),
   /** JSON schema the reply must satisfy; invalid replies are repaired or retried. */
   output_schema: z.record(z.string(), z.unknown()).optional(),
+  /** Near-duplicate removal: drop an output whose word 5-gram Jaccard with a kept one reaches `threshold`. */
   dedup: z.strictObject({ threshold: z.number().min(0).max(1).default(0.8) }).optional(),
+  /** Repair turns for replies that fail `output_schema`. @default 2 */
+  max_repairs: z.number().int().min(0).max(10).default(2),
 });
 export type GenerateSpec = z.infer<typeof GenerateSpec>;
 
@@ -64,13 +84,9 @@ export const DistillSpec = z.strictObject({
   system: z.string().optional(),
   samples_per_prompt: z.number().int().min(1).max(64).default(1),
   sampling: Sampling.optional(),
-  judge: z
-    .strictObject({
-      endpoint: Endpoint,
-      rubric: z.array(RubricDimension).min(1),
-      threshold: z.number().min(0).max(10).default(7),
-    })
-    .optional(),
+  judge: JudgeConfig.optional(),
+  /** Keep at most this many passing answers per prompt (best judged first). @default all */
+  max_per_prompt: z.number().int().min(1).optional(),
 });
 export type DistillSpec = z.infer<typeof DistillSpec>;
 
@@ -105,13 +121,36 @@ export const EvaluateSpec = z.strictObject({
   input_field: z.string().default("prompt"),
   reference_field: z.string().default("answer"),
   metrics: z.array(EvalMetric).default(["exact_match", "f1"]),
+  /** Field with an id per row, copied into samples. */
+  id_field: z.string().default("id"),
+  /** For `multiple_choice`: the field holding the options (the reference is the right option's text or index). */
+  choices_field: z.string().default("choices"),
   assertions: z.array(EvalAssertion).optional(),
-  judge: z
-    .strictObject({ endpoint: Endpoint, rubric: z.array(RubricDimension).min(1), threshold: z.number().min(0).max(10).default(7) })
-    .optional(),
+  judge: JudgeConfig.optional(),
   system: z.string().optional(),
   few_shot: z.array(z.strictObject({ input: z.string(), output: z.string() })).optional(),
+  /** Template for the user message, with `{{ input }}` and row fields. @default "{{ input }}" */
+  prompt_template: z.string().optional(),
+  /** Sampling; temperature defaults to 0. */
   sampling: Sampling.optional(),
   bootstrap_samples: z.number().int().min(0).max(100_000).default(1000),
+  /** Seed of the bootstrap resampling. @default 0 */
+  bootstrap_seed: z.number().int().default(0),
+  /** A sample whose request fails after retries: fail the job (completed samples are kept for the next attempt) or record the error and go on. */
+  on_error: z.enum(["fail", "skip"]).default("fail"),
 });
 export type EvaluateSpec = z.infer<typeof EvaluateSpec>;
+
+/**
+ * The `audit` job in judge mode: an LLM scores each record on named rubric dimensions and records
+ * at or above the threshold are kept. Outputs `kept.jsonl`, `removed.jsonl`, `judgments.jsonl`, `report.json`.
+ */
+export const JudgeAuditSpec = z.strictObject({
+  dataset: DataRef,
+  judge: JudgeConfig,
+  text_field: z.string().default("text"),
+  id_field: z.string().default("id"),
+  /** A record whose judge reply never parses: drop it (default) or keep it. It is always counted. */
+  on_parse_failure: z.enum(["remove", "keep"]).default("remove"),
+});
+export type JudgeAuditSpec = z.infer<typeof JudgeAuditSpec>;

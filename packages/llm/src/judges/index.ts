@@ -1,0 +1,2 @@
+export * from "./rubric-judge.js";
+export * from "./pairwise-judge.js";

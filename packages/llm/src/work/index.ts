@@ -1,0 +1,3 @@
+export * from "./jsonl.js";
+export * from "./progress-store.js";
+export * from "./process-items.js";
