@@ -199,4 +199,61 @@ describe("WorkerAgent against a real control plane", () => {
     expect(done[3]?.error?.code).toBe("judge_refused");
     await agent.stop();
   });
+
+  it("uploads checkpoints as they complete, keeps the last k on disk, and restores the newest on the retry", async () => {
+    const { admin } = forge;
+    const { agent } = await forge.worker({ name: "ckpt-worker" });
+    const c = "$NEXA_CHECKPOINT_DIR";
+    const script = [
+      `if [ "$NEXA_RESUME" = 1 ]; then echo "attempt $NEXA_ATTEMPT resumed: $(ls ${c} | tr '\\n' ' ')$(cat ${c}/step-4/weights)"; exit 0; fi`,
+      `for s in 1 2 3 4; do mkdir -p ${c}/step-$s; echo "w$s" > ${c}/step-$s/weights; touch ${c}/step-$s/COMPLETE; done`,
+      // Wait (bounded by max_runtime_s) until the worker has pruned all but the last two.
+      `while [ -d ${c}/step-1 ] || [ -d ${c}/step-2 ]; do sleep 0.05; done`,
+      `echo "kept: $(ls ${c} | tr '\\n' ' ')"`,
+      "exit 1",
+    ].join("\n");
+    const job = await admin.submitJob({
+      type: "command",
+      spec: { argv: ["sh", "-c", script], checkpoint: { keep_last: 2 } },
+      retry: { max_attempts: 2, backoff_s: 0 },
+      limits: { max_runtime_s: 15 },
+    });
+    const done = await waitDone(admin, job.id);
+    expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
+    expect(done.attempt).toBe(2);
+    const lines = (await admin.getLogs(job.id)).map((l) => `${l.attempt}:${l.line}`);
+    expect(lines).toContain("1:kept: step-3 step-4 ");
+    expect(lines).toContain("2:attempt 2 resumed: step-4 w4");
+    const arts = await admin.listArtifacts({ name: `${job.id}/checkpoint` });
+    expect(arts.items.map((a) => a.metadata.step).sort()).toEqual([1, 2, 3, 4]);
+    expect(new Set(arts.items.map((a) => a.media_type))).toEqual(new Set(["application/x-tar"]));
+    await agent.stop();
+  });
+
+  it("a lost lease stops the process and is never completed; the job runs again", async () => {
+    const { admin } = forge;
+    const { agent, log } = await forge.worker({ name: "dup-name" });
+    const job = await admin.submitJob({
+      type: "command",
+      spec: { argv: ["sh", "-c", 'echo "pid=$$ attempt=$NEXA_ATTEMPT"; if [ "$NEXA_ATTEMPT" = 1 ]; then sleep 30; fi; echo finished'] },
+    });
+    let pid = 0;
+    for await (const l of admin.followLogs(job.id)) {
+      if (l.line.startsWith("pid=")) {
+        pid = Number(l.line.split(" ")[0]?.slice(4));
+        break;
+      }
+    }
+    // Another registration under the same name (a restarted machine) takes the old leases away at once.
+    const impostor = forge.admin.withKey(forge.workerKey);
+    await impostor.registerWorker({ name: "dup-name", capabilities: { cpus: 1, memory_gb: 1 }, accepts: ["command"] });
+    const done = await waitDone(admin, job.id);
+    expect(done.status).toBe("succeeded");
+    expect(done.attempt).toBe(2);
+    expect(log.some((l) => l.startsWith(`lease of ${job.id}#1 lost`))).toBe(true);
+    expect(() => process.kill(pid, 0)).toThrow();
+    const lines = (await admin.getLogs(job.id)).filter((l) => l.attempt === 1).map((l) => l.line);
+    expect(lines).not.toContain("finished");
+    await agent.stop();
+  });
 });
