@@ -204,7 +204,7 @@ export class WorkerAgent {
     for (const g of this.gpus) this.freeGpus.add(g.index);
     void softwareVersions().catch(() => undefined);
     try {
-      await this.register();
+      await this.registerPatiently();
     } catch (err) {
       await this.releaseWorkdir();
       throw err;
@@ -215,6 +215,25 @@ export class WorkerAgent {
     }
     this.loop = this.claimLoop().catch((err: unknown) => log(`claim loop ended: ${(err as Error).message}`));
     return this.registration as unknown as RegisterWorkerResponse;
+  }
+
+  /**
+   * Registers, waiting out a control plane that is not up yet (workers often start first):
+   * transient failures are retried with capped backoff; a refused key or bad request fails at once.
+   */
+  private async registerPatiently(): Promise<void> {
+    for (let failures = 0; ; failures++) {
+      try {
+        await this.register();
+        return;
+      } catch (err) {
+        if (!(err instanceof ForgeError && err.retryable) || this.stopping) throw err;
+        const delay = err.retryAfterS !== undefined ? err.retryAfterS * 1000 : Math.min(30_000, 500 * 2 ** Math.min(failures, 6));
+        this.options.log(`cannot register yet (${err.message}); retrying in ${Math.round(delay / 100) / 10} s`);
+        await abortableDelay(delay, this.claimAbort.signal);
+        if (this.stopping) throw new Error("stopped before registering");
+      }
+    }
   }
 
   private async register(): Promise<void> {
@@ -375,6 +394,7 @@ export class WorkerAgent {
     const outputsDir = join(ws, "outputs");
     const checkpointDir = join(ws, "checkpoints");
     const signal = controller.signal;
+    if (job.cancel_requested && !signal.aborted) controller.abort("canceled");
     let lost = false;
     const onLost = () => {
       if (lost) return;
@@ -396,6 +416,8 @@ export class WorkerAgent {
     let outcome: Outcome;
     let resumed = false;
     let runStart = Date.now();
+    let cpuStart: NodeJS.CpuUsage | undefined;
+    let cpuReported = false;
 
     try {
       await mkdir(inputsDir, { recursive: true });
@@ -436,6 +458,7 @@ export class WorkerAgent {
         },
         secret: (name) => this.options.secrets[name] ?? process.env[name],
         addUsage: (u) => {
+          if (u.cpu_s !== undefined) cpuReported = true;
           usage = addUsage(usage, u);
         },
         annotate: (fields) => Object.assign(annotations, fields),
@@ -448,6 +471,7 @@ export class WorkerAgent {
       };
       timings.started_at = new Date().toISOString();
       runStart = Date.now();
+      cpuStart = this.options.concurrency === 1 ? process.cpuUsage() : undefined;
       if (resumed) channel.log("resuming from the restored checkpoint (NEXA_RESUME=1)", "system");
       outcome = await this.runHandler(() => handler(ctx), signal, graceMs);
     } catch (err) {
@@ -458,6 +482,13 @@ export class WorkerAgent {
     timings.run_s = (runEnd - runStart) / 1000;
     this.releaseGpus(gpus);
     if (usage.wall_s === 0) usage.wall_s = (runEnd - runStart) / 1000;
+    // An in-process handler reports no CPU time of its own. With one slot the worker process's
+    // CPU over the attempt is attributable to it (heartbeats and log shipping included); with
+    // more slots it is not, and nothing is claimed.
+    if (!cpuReported && cpuStart !== undefined) {
+      const d = process.cpuUsage(cpuStart);
+      usage.cpu_s = (d.user + d.system) / 1e6;
+    }
 
     try {
       if (lost || signal.reason === "lease_lost") {

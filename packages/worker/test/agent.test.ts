@@ -2,7 +2,10 @@ import { createHash } from "node:crypto";
 import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { JobFailure, type HandlerRegistry } from "@nexa/worker";
+import { createServer } from "node:net";
+import { startServer } from "@nexa/server";
+import { ForgeClient } from "@nexa/sdk";
+import { JobFailure, WorkerAgent, type HandlerRegistry } from "@nexa/worker";
 import { startForge, waitDone, type Forge } from "./helpers.js";
 
 const sha = (s: string | Buffer) => `sha256:${createHash("sha256").update(s).digest("hex")}`;
@@ -255,5 +258,63 @@ describe("WorkerAgent against a real control plane", () => {
     const lines = (await admin.getLogs(job.id)).filter((l) => l.attempt === 1).map((l) => l.line);
     expect(lines).not.toContain("finished");
     await agent.stop();
+  });
+
+  it("meters the worker's CPU time for an in-process handler when it has the only slot", async () => {
+    const { admin } = forge;
+    const handlers: HandlerRegistry = {
+      audit: (ctx) => {
+        const start = process.cpuUsage();
+        for (;;) {
+          const d = process.cpuUsage(start);
+          if (d.user + d.system > 300_000) break;
+        }
+        ctx.log("burned");
+        return Promise.resolve();
+      },
+    };
+    const { agent } = await forge.worker({ name: "cpu-worker", handlers, accepts: ["audit"] });
+    const job = await admin.submitJob({ type: "audit", spec: { dataset: `sha256:${"2".repeat(64)}` } });
+    const done = await waitDone(admin, job.id);
+    expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
+    expect(done.usage.cpu_s).toBeGreaterThanOrEqual(0.29);
+    expect(done.usage.cpu_s).toBeLessThan(5);
+    await agent.stop();
+  });
+});
+
+describe("a worker that starts before its control plane", () => {
+  it("waits, registers once the server is up, and runs jobs", async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, "127.0.0.1", () => {
+        const addr = srv.address();
+        srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
+      });
+    });
+    const home = join(forge.home, "late-server");
+    // First start creates the keys; then the server goes away before the worker starts.
+    const first = await startServer({ home, port, host: "127.0.0.1", heartbeatIntervalS: 0.5 });
+    const admin = new ForgeClient({ url: first.url, apiKey: first.adminKey ?? "" });
+    const key = (await admin.createKey({ name: "late", scopes: ["worker"] })).key ?? "";
+    await first.close();
+
+    const log: string[] = [];
+    const agent = new WorkerAgent({ url: first.url, apiKey: key, name: "early-worker", gpus: 0, workdir: join(home, "work"), claimWaitS: 5, log: (l) => log.push(l) });
+    const starting = agent.start();
+    while (!log.some((l) => l.startsWith("cannot register yet"))) await new Promise((r) => setTimeout(r, 50));
+    const second = await startServer({ home, port, host: "127.0.0.1", heartbeatIntervalS: 0.5 });
+    try {
+      await starting;
+      const job = await admin.submitJob({ type: "command", spec: { argv: ["true"] } });
+      expect((await waitDone(admin, job.id)).status).toBe("succeeded");
+    } finally {
+      await agent.stop();
+      await second.close();
+    }
+  });
+
+  it("fails at once on a key the server refuses", async () => {
+    const agent = new WorkerAgent({ url: forge.url, apiKey: "nxk_not_a_real_key", gpus: 0, workdir: join(forge.home, "work-badkey") });
+    await expect(agent.start()).rejects.toMatchObject({ code: "unauthenticated" });
   });
 });
