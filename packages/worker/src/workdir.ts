@@ -1,10 +1,12 @@
 import { mkdir, open, readdir, readFile, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseProcStat } from "./proc-usage.js";
 
 const LOCK = "worker.lock";
 /** Folders of a workdir that are not attempt workspaces. */
 const RESERVED = new Set(["cache"]);
+/** Workdirs held by agents in this process (the lock file cannot tell two of them apart). */
+const heldHere = new Set<string>();
 
 async function startTimeOf(pid: number): Promise<string | null> {
   try {
@@ -41,6 +43,8 @@ async function stillRunning(record: string): Promise<number | null> {
  */
 export async function claimWorkdir(workdir: string, log: (line: string) => void): Promise<() => Promise<void>> {
   await mkdir(workdir, { recursive: true });
+  const key = resolve(workdir);
+  if (heldHere.has(key)) throw new Error(`workdir ${workdir} is in use by another worker in this process; give each worker its own workdir`);
   const lockPath = join(workdir, LOCK);
   try {
     const holder = await stillRunning(await readFile(lockPath, "utf8"));
@@ -50,6 +54,7 @@ export async function claimWorkdir(workdir: string, log: (line: string) => void)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
+  heldHere.add(key);
   const fh = await open(lockPath, "w");
   await fh.writeFile(`${process.pid} ${(await startTimeOf(process.pid)) ?? ""}\n`);
   await fh.close();
@@ -69,6 +74,7 @@ export async function claimWorkdir(workdir: string, log: (line: string) => void)
     await rm(ws, { recursive: true, force: true });
   }
   return async () => {
+    heldHere.delete(key);
     await rm(lockPath, { force: true });
   };
 }

@@ -318,3 +318,16 @@ describe("a worker that starts before its control plane", () => {
     await expect(agent.start()).rejects.toMatchObject({ code: "unauthenticated" });
   });
 });
+
+describe("workdir ownership", () => {
+  it("refuses a second worker on a workdir that is in use", async () => {
+    const workdir = join(forge.home, "work-shared");
+    const { agent } = await forge.worker({ name: "owner", workdir });
+    const second = new WorkerAgent({ url: forge.url, apiKey: forge.workerKey, name: "intruder", gpus: 0, workdir });
+    await expect(second.start()).rejects.toThrow(/workdir .* is in use/);
+    await agent.stop();
+    // Released on stop: the next worker may take it.
+    const { agent: next } = await forge.worker({ name: "successor", workdir });
+    await next.stop();
+  });
+});
