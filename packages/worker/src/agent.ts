@@ -23,7 +23,7 @@ import { discoverGpus, type DiscoverGpusOptions, type DiscoveredGpu, type GpuOpt
 import { JobFailure, type HandlerContext, type HandlerResult } from "./handler.js";
 import { builtinHandlers, type HandlerRegistry } from "./handlers/index.js";
 import { LeaseChannel } from "./lease-channel.js";
-import { hardware, softwareVersions, workerVersion, type Hardware } from "./system-info.js";
+import { hardware, probePython, softwareVersions, workerVersion, type Hardware } from "./system-info.js";
 import { claimWorkdir } from "./workdir.js";
 
 /** Options of a {@link WorkerAgent}. */
@@ -202,7 +202,7 @@ export class WorkerAgent {
     this.releaseWorkdir = await claimWorkdir(this.options.workdir, log);
     this.gpus = await discoverGpus(this.options.gpus, this.options.discoverGpus);
     for (const g of this.gpus) this.freeGpus.add(g.index);
-    void softwareVersions().catch(() => undefined);
+    void probePython().catch(() => undefined);
     try {
       await this.registerPatiently();
     } catch (err) {

@@ -35,29 +35,27 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<string | n
   });
 }
 
-let software: Promise<Record<string, string>> | undefined;
+let probe: Promise<void> | undefined;
+let python: Record<string, string> = {};
+
+/** Starts the one-time probe for python / torch versions (a `python3` that answers within 5 s). */
+export function probePython(): Promise<void> {
+  probe ??= run(
+    "python3",
+    ["-c", "import sys\nprint(sys.version.split()[0])\ntry:\n import torch\n print(torch.__version__)\nexcept Exception:\n print('')"],
+    5000,
+  ).then((out) => {
+    if (out === null) return;
+    const [py, torch] = out.split("\n").map((l) => l.trim());
+    python = { ...(py ? { python: py } : {}), ...(torch ? { torch } : {}) };
+  });
+  return probe;
+}
+
 /**
- * Software versions for run manifests: node, forge, os, and python / torch when a `python3`
- * answers within a few seconds (probed once per worker; torch's import is the slow part).
+ * Software versions for run manifests: node, forge, os, and python / torch once
+ * {@link probePython} has answered (a manifest never waits for torch's slow import).
  */
-export function softwareVersions(): Promise<Record<string, string>> {
-  software ??= (async () => {
-    const out: Record<string, string> = {
-      node: process.versions.node,
-      forge: await workerVersion(),
-      os: `${type()} ${release()} ${arch()}`,
-    };
-    const probe = await run(
-      "python3",
-      ["-c", "import sys\nprint(sys.version.split()[0])\ntry:\n import torch\n print(torch.__version__)\nexcept Exception:\n print('')"],
-      5000,
-    );
-    if (probe !== null) {
-      const [py, torch] = probe.split("\n").map((s) => s.trim());
-      if (py) out.python = py;
-      if (torch) out.torch = torch;
-    }
-    return out;
-  })();
-  return software;
+export async function softwareVersions(): Promise<Record<string, string>> {
+  return { node: process.versions.node, forge: await workerVersion(), os: `${type()} ${release()} ${arch()}`, ...python };
 }
