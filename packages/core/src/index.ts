@@ -12,3 +12,4 @@ export * from "./job.js";
 export * from "./resources.js";
 export * from "./usage.js";
 export * from "./retry.js";
+export * from "./workflow/index.js";

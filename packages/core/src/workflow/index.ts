@@ -1,0 +1,3 @@
+export * from "./schema.js";
+export * from "./expressions.js";
+export * from "./parse.js";
