@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
+import { WORKFLOW_MIGRATIONS } from "./workflow-migrations.js";
 
 /** Which SQL dialect a store speaks. */
 export type Dialect = "sqlite" | "postgres";
@@ -194,7 +195,17 @@ const MIGRATIONS: Record<string, Up> = {
       .execute();
     await db.schema.createIndex("usage_org_ts").on("usage_records").columns(["org_id", "ts"]).execute();
   },
+  // Integers the wire contract allows up to 2^53 (metric steps, GPU counts) overflowed int4 on
+  // PostgreSQL; SQLite integers are 64-bit already.
+  "0002_wide_integers": async (db, dialect) => {
+    if (dialect !== "postgres") return;
+    await sql`alter table job_metrics alter column step type bigint`.execute(db);
+    await sql`alter table jobs alter column req_gpus type bigint`.execute(db);
+  },
 };
+
+// Engine-owned tables live beside their code; the numbers keep one global order.
+Object.assign(MIGRATIONS, WORKFLOW_MIGRATIONS);
 
 /** Names of every migration this code knows, in order. */
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();

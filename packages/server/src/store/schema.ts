@@ -155,7 +155,7 @@ export interface UsageTable {
 }
 
 /** The database as Kysely sees it. */
-export interface Database {
+export interface Database extends WorkflowDatabase {
   orgs: OrgsTable;
   projects: ProjectsTable;
   api_keys: ApiKeysTable;
@@ -169,4 +169,53 @@ export interface Database {
   blob_owners: BlobOwnersTable;
   artifacts: ArtifactsTable;
   usage_records: UsageTable;
+}
+
+export interface WorkflowRunsTable {
+  id: string;
+  org_id: string;
+  name: string;
+  status: string;
+  spec: string;
+  inputs: string;
+  outputs: string;
+  resume_from: string | null;
+  no_cache: number;
+  /** 1 once a step failed under fail-fast: nothing new starts. */
+  failing: number;
+  error: string | null;
+  created_at: number;
+  finished_at: number | null;
+}
+export interface WorkflowStepsTable {
+  run_id: string;
+  step: string;
+  /** Matrix instance index (0 for a plain step). */
+  idx: number;
+  org_id: string;
+  status: string;
+  job_id: string | null;
+  cache_key: string | null;
+  cache_hit: number;
+  reused: number;
+  skipped: number;
+  matrix_values: string | null;
+  outputs: string;
+  error: string | null;
+  created_at: number;
+  finished_at: number | null;
+}
+export interface StepCacheTable {
+  org_id: string;
+  cache_key: string;
+  job_id: string;
+  outputs: string;
+  created_at: number;
+}
+
+/** Tables of the workflow engine. */
+export interface WorkflowDatabase {
+  workflow_runs: WorkflowRunsTable;
+  workflow_steps: WorkflowStepsTable;
+  step_cache: StepCacheTable;
 }
