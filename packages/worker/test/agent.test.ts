@@ -165,6 +165,48 @@ describe("WorkerAgent against a real control plane", () => {
     await agent.stop();
   });
 
+  it("ships thousands of log lines in order, in batches", async () => {
+    const { admin } = forge;
+    const { agent } = await forge.worker({ name: "chatty-worker" });
+    const job = await admin.submitJob({ type: "command", spec: { argv: ["seq", "1", "3000"] } });
+    expect((await waitDone(admin, job.id)).status).toBe("succeeded");
+    const logs = (await admin.getLogs(job.id)).filter((l) => l.stream === "stdout");
+    expect(logs.map((l) => Number(l.line))).toEqual(Array.from({ length: 3000 }, (_, i) => i + 1));
+    await agent.stop();
+  });
+
+  it("queues GPU jobs on a worker with more slots than free GPUs", async () => {
+    const { admin } = forge;
+    const bin = join(forge.home, "fake-bin-1gpu");
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, "nvidia-smi"), "#!/bin/sh\nprintf '0, NVIDIA L4, 23034, 550.54.15\\n'\n");
+    await chmod(join(bin, "nvidia-smi"), 0o755);
+    const { agent } = await forge.worker({
+      name: "one-gpu-worker",
+      // The server does not wake a waiting claim when a job frees GPUs (reported), so the second
+      // job is only seen when the long-poll comes round again: keep it short here.
+      claimWaitS: 1,
+      gpus: "auto",
+      concurrency: 2,
+      discoverGpus: { env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}` } },
+    });
+    const spec = { argv: ["sh", "-c", 'echo "start $(date +%s%N) cuda=$CUDA_VISIBLE_DEVICES"; sleep 0.4; echo "end $(date +%s%N)"'] };
+    const jobs = await Promise.all([1, 2].map(() => admin.submitJob({ type: "command", spec, requirements: { gpus: 1 } })));
+    const done = await Promise.all(jobs.map((j) => waitDone(admin, j.id)));
+    expect(done.map((d) => d.status)).toEqual(["succeeded", "succeeded"]);
+    const spans = await Promise.all(
+      jobs.map(async (j) => {
+        const lines = (await admin.getLogs(j.id)).map((l) => l.line);
+        const at = (w: string) => Number(lines.find((l) => l.startsWith(w))?.split(" ")[1]);
+        expect(lines.find((l) => l.startsWith("start"))).toMatch(/cuda=0$/);
+        return [at("start"), at("end")] as const;
+      }),
+    );
+    const [a, b] = spans.sort((x, y) => x[0] - y[0]);
+    expect(b?.[0]).toBeGreaterThanOrEqual(a?.[1] ?? Infinity); // the second started after the first released the GPU
+    await agent.stop();
+  });
+
   it("runs in-process handlers from a registry, up to `concurrency` at once, with declared output kinds", async () => {
     const { admin } = forge;
     let inFlight = 0;
