@@ -1,1 +1,26 @@
-export {};
+/** The data engine: streaming I/O, datatrove-parity filters, dedup, PII, dataset operations, the audit pipeline. */
+export { SpacyEnglishTokenizer, isPunct } from "./tokenizer/spacy-english-tokenizer.js";
+export { pyLen, pySplit, pySplitlines, pyStrip } from "./text/py-str.js";
+export { PUNCTUATION, PUNCTUATION_SET, simplifyText, type TextNormConfig } from "./text/simplify-text.js";
+export { TERMINAL_PUNCTUATION } from "./text/terminal-punctuation.js";
+export { type DocFilter, type FilterVerdict, WordSplitter } from "./filters/doc-filter.js";
+export { GopherQualityFilter, GopherQualityOptions } from "./filters/gopher-quality-filter.js";
+export { GopherRepetitionFilter, GopherRepetitionOptions, findDuplicates } from "./filters/gopher-repetition-filter.js";
+export { C4QualityFilter, C4QualityOptions, C4_FINEWEB_PRESET } from "./filters/c4-quality-filter.js";
+export { FineWebQualityFilter, FineWebQualityOptions } from "./filters/fineweb-quality-filter.js";
+export { LengthFilter, LengthOptions, RegexFilter, RegexOptions, RegexRule } from "./filters/simple-filters.js";
+export { MinHasher, MinHashOptions } from "./dedup/minhash-deduper.js";
+export { MinHashIndex, type MinHashCluster, type MinHashResult } from "./dedup/minhash-index.js";
+export { NumpyRandomState } from "./dedup/numpy-random-state.js";
+export { BloomFilter } from "./dedup/bloom-filter.js";
+export { Decontaminator } from "./dedup/decontaminator.js";
+export { PiiScanner, PiiOptions, PiiKind, luhnValid, type PiiMatch } from "./pii/pii-scanner.js";
+export { RecordError, type RecordLocation } from "./io/record-error.js";
+export { readRecords, detectFormat, type DataFormat, type RawRecord, type ReadItem } from "./io/record-reader.js";
+export { RecordWriter } from "./io/record-writer.js";
+export { SeededRandom, stableFraction } from "./ops/seeded.js";
+export { shuffleDataset, splitDataset, shardDataset, type OpOptions, type OpResult } from "./ops/dataset-ops.js";
+export { PipelineConfig, StepSpec, StepType, Preset, resolveSteps, parseStepList, type ResolvedStep } from "./pipeline/pipeline-config.js";
+export { runAudit, type AuditOptions, type AuditProgress } from "./pipeline/audit-runner.js";
+export { formatReport, type AuditReport, type StepReport } from "./pipeline/audit-report.js";
+export { datasetStats, type DatasetStats } from "./ops/dataset-stats.js";

@@ -78,90 +78,133 @@ export class GopherRepetitionFilter implements DocFilter {
     if (o.dup_line_char_frac && lineChars / textLen > o.dup_line_char_frac) return drop("dup_line_char_frac");
 
     const words = this.splitter.words(text);
-    // Words as small integers and their code-point lengths: n-grams become numeric keys.
-    const ids = new Int32Array(words.length);
-    const lens = new Int32Array(words.length);
-    const vocab = new Map<string, number>();
-    const vocabLen: number[] = [];
-    for (let i = 0; i < words.length; i++) {
-      const w = words[i]!;
-      let id = vocab.get(w);
-      if (id === undefined) {
-        id = vocab.size;
-        vocab.set(w, id);
-        vocabLen.push(pyLen(w));
-      }
-      ids[i] = id;
-      lens[i] = vocabLen[id]!;
-    }
+    const grams = new NGramIndex(words);
     for (const [n, frac] of o.top_n_grams) {
       if (words.length - n + 1 <= 0) continue;
-      const top = topDuplicateChars(ids, lens, n);
-      if (top / textLen > frac) return drop(`top_${n}_gram`);
+      if (grams.topDuplicateChars(n) / textLen > frac) return drop(`top_${n}_gram`);
     }
     for (const [n, frac] of o.dup_n_grams) {
-      const dupChars = allDuplicateChars(ids, lens, n);
-      if (dupChars / textLen > frac) return drop(`duplicated_${n}_n_grams`);
+      if (grams.allDuplicateChars(n) / textLen > frac) return drop(`duplicated_${n}_n_grams`);
     }
     return KEEP;
   }
 }
 
-function gramKey(ids: Int32Array, i: number, n: number): string {
-  let k = "";
-  for (let j = 0; j < n; j++) k += ids[i + j]!.toString(36) + ",";
-  return k;
-}
-
-function gramChars(lens: Int32Array, i: number, n: number, sep: number): number {
-  let c = 0;
-  for (let j = 0; j < n; j++) c += lens[i + j]!;
-  return c + sep * (n - 1);
-}
-
 /**
- * `find_top_duplicate(get_n_grams(words, n))`: characters of the most frequent " "-joined n-gram
- * times its count; ties go to the n-gram seen first (Counter.most_common is stable).
+ * Every n-gram of a word list as a dense integer id, built level by level: the id of an n-gram is
+ * the id of the pair (its (n-1)-gram prefix, its last word). Equal ids mean equal n-grams exactly,
+ * with no string joins and no hash collisions.
  */
-function topDuplicateChars(ids: Int32Array, lens: Int32Array, n: number): number {
-  const counts = new Map<string, number>();
-  let bestKey = "";
-  let bestCount = 0;
-  let bestFirst = Infinity;
-  const first = new Map<string, number>();
-  for (let i = 0; i + n <= ids.length; i++) {
-    const k = gramKey(ids, i, n);
-    const c = (counts.get(k) ?? 0) + 1;
-    counts.set(k, c);
-    if (c === 1) first.set(k, i);
-    const f = first.get(k)!;
-    if (c > bestCount || (c === bestCount && f < bestFirst)) {
-      bestCount = c;
-      bestKey = k;
-      bestFirst = f;
-    }
-  }
-  if (bestKey === "") return 0;
-  return gramChars(lens, bestFirst, n, 1) * bestCount;
-}
+class NGramIndex {
+  private readonly levels: Int32Array[] = [];
+  private readonly counts: number[] = [];
+  private readonly lens: Int32Array;
 
-/**
- * `find_all_duplicate(words, n)`: walk the words; an n-gram ("".join) already seen adds its
- * characters and skips n words, otherwise it is remembered and the walk moves one word.
- */
-function allDuplicateChars(ids: Int32Array, lens: Int32Array, n: number): number {
-  const seen = new Set<string>();
-  let repeated = 0;
-  let idx = 0;
-  while (idx < ids.length - n + 1) {
-    const k = gramKey(ids, idx, n);
-    if (seen.has(k)) {
-      repeated += gramChars(lens, idx, n, 0);
-      idx += n;
-    } else {
-      seen.add(k);
-      idx++;
+  constructor(words: readonly string[]) {
+    const vocab = new Map<string, number>();
+    const ids = new Int32Array(words.length);
+    this.lens = new Int32Array(words.length);
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i]!;
+      let id = vocab.get(w);
+      if (id === undefined) vocab.set(w, (id = vocab.size));
+      ids[i] = id;
+      this.lens[i] = pyLen(w);
     }
+    this.levels[1] = ids;
+    this.counts[1] = vocab.size;
   }
-  return repeated;
+
+  /** Ids of the n-grams starting at each position (length: words - n + 1). */
+  ids(n: number): Int32Array {
+    let have = this.levels.length - 1;
+    while (have < n) {
+      const prev = this.levels[have]!;
+      const base = this.levels[1]!;
+      const m = prev.length - 1;
+      const next = new Int32Array(Math.max(0, m));
+      // Open-addressing table of (prefix id, word id) pairs → n-gram id.
+      let cap = 16;
+      while (cap < 2 * m) cap <<= 1;
+      const keyA = new Int32Array(cap).fill(-1);
+      const keyB = new Int32Array(cap);
+      const val = new Int32Array(cap);
+      const mask = cap - 1;
+      let count = 0;
+      for (let i = 0; i < m; i++) {
+        const a = prev[i]!;
+        const b = base[i + have]!;
+        let h = (Math.imul(a, 0x9e3779b1) ^ Math.imul(b, 0x85ebca6b)) & mask;
+        for (;;) {
+          const ka = keyA[h]!;
+          if (ka === -1) {
+            keyA[h] = a;
+            keyB[h] = b;
+            val[h] = count;
+            next[i] = count++;
+            break;
+          }
+          if (ka === a && keyB[h] === b) {
+            next[i] = val[h]!;
+            break;
+          }
+          h = (h + 1) & mask;
+        }
+      }
+      have++;
+      this.levels[have] = next;
+      this.counts[have] = count;
+    }
+    return this.levels[n]!;
+  }
+
+  private chars(i: number, n: number, sep: number): number {
+    let c = sep * (n - 1);
+    for (let j = 0; j < n; j++) c += this.lens[i + j]!;
+    return c;
+  }
+
+  /**
+   * `find_top_duplicate(get_n_grams(words, n))`: characters of the most frequent " "-joined
+   * n-gram times its count; ties go to the n-gram seen first (Counter.most_common is stable).
+   */
+  topDuplicateChars(n: number): number {
+    const ids = this.ids(n);
+    if (ids.length === 0) return 0;
+    const count = new Int32Array(this.counts[n]!);
+    const first = new Int32Array(this.counts[n]!).fill(-1);
+    let best = -1;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      const c = ++count[id]!;
+      if (c === 1) first[id] = i;
+      if (best < 0 || c > count[best]! || (c === count[best]! && first[id]! < first[best]!)) best = id;
+    }
+    return this.chars(first[best]!, n, 1) * count[best]!;
+  }
+
+  /**
+   * `find_all_duplicate(words, n)`: walk the words; an n-gram ("".join) already seen adds its
+   * characters and skips n words, otherwise it is remembered and the walk moves one word.
+   * n-grams are compared as word sequences; datatrove compares the joined strings, which differs
+   * only when two different splits concatenate to the same characters inside one document.
+   */
+  allDuplicateChars(n: number): number {
+    if (this.levels[1]!.length < n) return 0;
+    const ids = this.ids(n);
+    const seen = new Uint8Array(this.counts[n]!);
+    let repeated = 0;
+    let idx = 0;
+    while (idx < ids.length) {
+      const id = ids[idx]!;
+      if (seen[id] === 1) {
+        repeated += this.chars(idx, n, 0);
+        idx += n;
+      } else {
+        seen[id] = 1;
+        idx++;
+      }
+    }
+    return repeated;
+  }
 }

@@ -1,4 +1,5 @@
 import { PY_WS_CLASS } from "./py-str.js";
+import { TERMINAL_PUNCTUATION } from "./terminal-punctuation.js";
 
 /** datatrove's `PUNCTUATION` (utils/text.py): ASCII and CJK punctuation plus control characters. */
 export const PUNCTUATION =
@@ -12,8 +13,8 @@ export const PUNCTUATION =
     .flatMap(([a, b]) => Array.from({ length: b! - a! }, (_, i) => String.fromCharCode(a! + i)))
     .join("");
 
-/** The characters of {@link PUNCTUATION}. */
-export const PUNCTUATION_SET: ReadonlySet<string> = new Set(PUNCTUATION);
+/** The characters of {@link PUNCTUATION} and {@link TERMINAL_PUNCTUATION} (datatrove's `PUNCTUATION_SET`). */
+export const PUNCTUATION_SET: ReadonlySet<string> = new Set([...PUNCTUATION, ...TERMINAL_PUNCTUATION]);
 
 /** datatrove's `TextNormConfig`. */
 export interface TextNormConfig {
@@ -37,24 +38,24 @@ const WS_RUN = new RegExp(`[${PY_WS_CLASS}]+`, "gu");
 const WS_EDGE = new RegExp(`^[${PY_WS_CLASS}]+|[${PY_WS_CLASS}]+$`, "gu");
 const PUNCT_RE = new RegExp(`[${[...PUNCTUATION].map((c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0")).join("")}]`, "gu");
 const MN_RE = /\p{Mn}/gu;
-const DIGITS_RE = /\p{Nd}+/gu;
+const NUMBERS_RE = /\p{Nd}+(?:[.,\u060c\u066b\u2396\u2397\u2398]\p{Nd}+)?/gu;
 const NON_ASCII = /[^\x00-\x7f]/;
 const WEEKDAYS = /monday|tuesday|wednesday|thursday|friday|saturday|sunday/g;
 const MONTHS = /january|february|march|april|may|june|july|august|september|october|november|december/g;
 
 /**
- * datatrove's `simplify_text`, the normalisation MinHash shingles are built from: lowercase,
- * whitespace runs to one space, punctuation removed, NFD with combining marks dropped, digit runs
- * to `0`.
+ * datatrove's `simplify_text`, the normalisation MinHash shingles are built from, in its order:
+ * lowercase; numbers (digit runs, with one decimal separator) to `0`; optionally weekdays and
+ * months; punctuation to spaces; whitespace runs to one space; NFD with combining marks dropped.
  */
 export function simplifyText(text: string, config: TextNormConfig = {}): string {
   let t = text;
   if (config.lowercase ?? true) t = t.toLowerCase();
-  if (config.norm_whitespace ?? true) t = t.replace(WS_EDGE, "").replace(WS_RUN, " ");
-  if (config.remove_punctuation ?? true) t = t.replace(PUNCT_RE, "");
-  if ((config.norm_unicode_diacritics ?? true) && NON_ASCII.test(t)) t = t.normalize("NFD").replace(MN_RE, "");
-  if (config.norm_numbers ?? true) t = t.replace(DIGITS_RE, "0");
+  if (config.norm_numbers ?? true) t = t.replace(NUMBERS_RE, "0");
   if (config.norm_weekdays ?? false) t = t.replace(WEEKDAYS, "WEEKDAY");
   if (config.norm_monthnames ?? false) t = t.replace(MONTHS, "MONTH");
+  if (config.remove_punctuation ?? true) t = t.replace(PUNCT_RE, " ");
+  if (config.norm_whitespace ?? true) t = t.replace(WS_EDGE, "").replace(WS_RUN, " ");
+  if ((config.norm_unicode_diacritics ?? true) && NON_ASCII.test(t)) t = t.normalize("NFD").replace(MN_RE, "");
   return t.replace(WS_EDGE, "");
 }

@@ -1,0 +1,103 @@
+import { createWriteStream, type WriteStream } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import { createGzip, type Gzip } from "node:zlib";
+import { fileWriter, ParquetWriter, schemaFromColumnData } from "hyparquet-writer";
+import type { DataFormat } from "./record-reader.js";
+
+/**
+ * Writes records to JSONL (plain or gzip) or Parquet under a temporary name
+ * (`<name>.tmp-<pid>`), renamed to the final name only by {@link close}: a failed or killed run
+ * never leaves a complete-looking output. {@link abort} removes the temporary file.
+ */
+export class RecordWriter {
+  private readonly tmp: string;
+  private out: WriteStream | undefined;
+  private gz: Gzip | undefined;
+  private parquetRows: Record<string, unknown>[] = [];
+  private parquet: ParquetWriter | undefined;
+  private columns: string[] | undefined;
+  /** Records written so far. */
+  count = 0;
+  /** Bytes of serialised records (before compression). */
+  bytes = 0;
+
+  private constructor(
+    readonly path: string,
+    readonly format: DataFormat,
+  ) {
+    this.tmp = `${path}.tmp-${process.pid}`;
+  }
+
+  /** Open a writer; the format follows the extension (`.parquet`, `.gz`, else JSONL). */
+  static async open(path: string, format?: DataFormat): Promise<RecordWriter> {
+    const fmt: DataFormat = format ?? (/\.parquet$/i.test(path) ? "parquet" : /\.gz$/i.test(path) ? "jsonl.gz" : "jsonl");
+    await mkdir(dirname(path), { recursive: true });
+    const w = new RecordWriter(path, fmt);
+    if (fmt !== "parquet") {
+      w.out = createWriteStream(w.tmp);
+      if (fmt === "jsonl.gz") {
+        w.gz = createGzip();
+        w.gz.pipe(w.out);
+      }
+    }
+    return w;
+  }
+
+  /** Append one record (backpressure-aware). */
+  async write(record: Record<string, unknown>): Promise<void> {
+    this.count++;
+    if (this.format === "parquet") {
+      this.parquetRows.push(record);
+      if (this.parquetRows.length >= 10_000) this.flushParquet();
+      return;
+    }
+    const line = JSON.stringify(record) + "\n";
+    this.bytes += Buffer.byteLength(line);
+    const sink = this.gz ?? this.out!;
+    if (!sink.write(line)) await new Promise<void>((r) => sink.once("drain", () => r()));
+  }
+
+  private flushParquet(): void {
+    if (this.parquetRows.length === 0) return;
+    const rows = this.parquetRows;
+    this.parquetRows = [];
+    this.columns ??= Object.keys(rows[0]!);
+    const columnData = this.columns.map((name) => ({
+      name,
+      data: rows.map((r) => {
+        const v = r[name];
+        return v === undefined || v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? (v ?? null) : JSON.stringify(v);
+      }),
+    }));
+    if (this.parquet === undefined) {
+      this.parquet = new ParquetWriter({ writer: fileWriter(this.tmp), schema: schemaFromColumnData({ columnData }) });
+    }
+    void this.parquet.write({ columnData, rowGroupSize: 100_000 });
+  }
+
+  /** Finish and move the file into place. */
+  async close(): Promise<void> {
+    if (this.format === "parquet") {
+      if (this.parquet === undefined && this.parquetRows.length === 0) this.parquetRows.push({});
+      this.flushParquet();
+      await this.parquet!.finish();
+    } else {
+      const out = this.out!;
+      const done = new Promise<void>((resolve, reject) => {
+        out.once("finish", () => resolve());
+        out.once("error", reject);
+      });
+      if (this.gz) this.gz.end();
+      else out.end();
+      await done;
+    }
+    await rename(this.tmp, this.path);
+  }
+
+  /** Discard the partial output. */
+  async abort(): Promise<void> {
+    this.out?.destroy();
+    await rm(this.tmp, { force: true });
+  }
+}

@@ -1,0 +1,301 @@
+import { rm, writeFile, rename, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { MinHashIndex } from "../dedup/minhash-index.js";
+import { RecordError } from "../io/record-error.js";
+import { readRecords } from "../io/record-reader.js";
+import { RecordWriter } from "../io/record-writer.js";
+import { pyLen } from "../text/py-str.js";
+import type { DocOutcome } from "./batch-processor.js";
+import { buildSteps, type GlobalStep, segments } from "./built-steps.js";
+import { type DocExecutor, inlineExecutor, poolExecutor, workerScript } from "./doc-executor.js";
+import { addLength, type AuditReport, type StepReport } from "./audit-report.js";
+import { PipelineConfig, resolveSteps } from "./pipeline-config.js";
+
+/** Progress of a run, for bars and logs. */
+export interface AuditProgress {
+  pass: number;
+  passes: number;
+  docs: number;
+  /** Input bytes consumed (pass 1 only; 0 for Parquet). */
+  bytes: number;
+}
+
+/** Options of {@link runAudit}. */
+export interface AuditOptions {
+  /** JSONL, gzip JSONL or Parquet file. */
+  input: string;
+  /** Folder for `kept.jsonl`, `removed.jsonl`, `report.json`. */
+  outDir: string;
+  config?: PipelineConfig;
+  /** Stops the run promptly; partial outputs are removed. */
+  signal?: AbortSignal;
+  onProgress?: (p: AuditProgress) => void;
+  log?: (line: string) => void;
+  /** Output file names. @default kept.jsonl / removed.jsonl / report.json */
+  files?: { kept?: string; removed?: string; report?: string };
+}
+
+interface Doc {
+  record: Record<string, unknown>;
+  text: string;
+  id: string;
+  line: number;
+}
+
+const BATCH_DOCS = 64;
+const BATCH_CHARS = 1 << 20;
+
+function utf8Bytes(s: string): number {
+  return Buffer.byteLength(s, "utf8");
+}
+
+/**
+ * Stream a dataset through the pipeline and write `kept.jsonl`, `removed.jsonl` (each removed
+ * record gains `filter` and `reason`) and `report.json`. Per-document steps run on
+ * `config.threads` worker threads; decisions and output order do not depend on the thread count.
+ * A MinHash step splits the run in two passes: survivors are spooled to a temporary file with
+ * their signatures kept in memory (896 bytes per document with default parameters).
+ */
+export async function runAudit(options: AuditOptions): Promise<AuditReport> {
+  const started = performance.now();
+  const config = PipelineConfig.parse(options.config ?? {});
+  const resolved = resolveSteps(config);
+  const built = await buildSteps(resolved);
+  const segs = segments(built);
+  const log = options.log ?? (() => {});
+  const signal = options.signal;
+  await mkdir(options.outDir, { recursive: true });
+  const keptPath = join(options.outDir, options.files?.kept ?? "kept.jsonl");
+  const removedPath = join(options.outDir, options.files?.removed ?? "removed.jsonl");
+  const reportPath = join(options.outDir, options.files?.report ?? "report.json");
+  const kept = await RecordWriter.open(keptPath);
+  const removed = await RecordWriter.open(removedPath);
+  const spools: string[] = [];
+  const executors: DocExecutor[] = [];
+  const stats: StepReport[] = built.map((s, i) => ({ name: s.name, type: resolved[i]!.type, docs_in: 0, docs_out: 0, bytes_in: 0, bytes_out: 0, edited: 0, drops: {}, counts: {}, time_ms: 0, mb_per_s: 0 }));
+  const stepIndex = new Map(built.map((s, i) => [s, i]));
+  const report: AuditReport = {
+    input: options.input,
+    steps: stats,
+    docs_in: 0,
+    bytes_in: 0,
+    kept: 0,
+    kept_bytes: 0,
+    removed: 0,
+    skipped: {},
+    skipped_examples: [],
+    length_histogram: { input: {}, kept: {} },
+    wall_ms: 0,
+    mb_per_s: 0,
+    threads: config.threads,
+  };
+  const script = config.threads > 1 ? workerScript() : null;
+  if (config.threads > 1 && script === null) log(`audit: worker script not built (run the package build); running on 1 thread`);
+
+  const checkAbort = (): void => {
+    if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error(`audit aborted: ${String(signal.reason)}`);
+  };
+
+  try {
+    let source: AsyncIterable<Doc> = inputDocs(options.input, config, report, (p) => options.onProgress?.({ ...p, pass: 1, passes: segs.length }));
+    for (let si = 0; si < segs.length; si++) {
+      const seg = segs[si]!;
+      const segStats = seg.steps.map((s) => stats[stepIndex.get(s)!]!);
+      const exec = script !== null && seg.steps.some((s) => s.kind === "doc") ? poolExecutor(config.threads, resolved, si, script) : inlineExecutor(seg.steps, seg.global);
+      executors.push(exec);
+      const spoolPath = seg.global ? join(options.outDir, `.audit-spool-${si}-${process.pid}.jsonl`) : null;
+      const spool = spoolPath ? await RecordWriter.open(spoolPath) : null;
+      if (spoolPath) spools.push(spoolPath);
+      const index = seg.global ? new MinHashIndex(seg.global.hasher.options.num_buckets, seg.global.hasher.options.hashes_per_bucket) : null;
+      const spoolIds: string[] = [];
+
+      const handle = async (doc: Doc, out: DocOutcome): Promise<void> => {
+        let t = doc.text;
+        for (let i = 0; i < seg.steps.length; i++) {
+          const s = seg.steps[i]!;
+          const st = segStats[i]!;
+          const bytesIn = utf8Bytes(t);
+          st.docs_in++;
+          st.bytes_in += bytesIn;
+          let verdict: { drop?: string; text?: string } | null | undefined;
+          if (i >= out.inlineFrom) {
+            const t0 = performance.now();
+            const v = s.kind === "doc" ? s.apply(t, st.counts) : s.apply(t, doc.record);
+            st.time_ms += performance.now() - t0;
+            verdict = v.keep ? (v.text !== undefined ? { text: v.text } : null) : { drop: v.reason };
+          } else if (s.kind === "ordered") {
+            const t0 = performance.now();
+            const v = s.apply(out.verdicts[i]!.text!, doc.record);
+            st.time_ms += performance.now() - t0;
+            verdict = v.keep ? null : { drop: v.reason };
+          } else {
+            verdict = out.verdicts[i];
+            st.time_ms += out.ns[i]! / 1e6;
+            for (const [k, v] of Object.entries(out.counts[i]!)) st.counts[k] = (st.counts[k] ?? 0) + v;
+          }
+          if (verdict?.drop !== undefined) {
+            st.drops[verdict.drop] = (st.drops[verdict.drop] ?? 0) + 1;
+            report.removed++;
+            await removed.write({ ...doc.record, filter: s.name, reason: verdict.drop });
+            return;
+          }
+          if (verdict?.text !== undefined && verdict.text !== t) {
+            t = verdict.text;
+            st.edited++;
+          }
+          st.docs_out++;
+          st.bytes_out += utf8Bytes(t);
+        }
+        const record = t === doc.text ? doc.record : { ...doc.record, [config.text_field]: t };
+        if (seg.global && spool && index) {
+          const sig = out.inlineFrom === seg.steps.length && out.signature !== undefined && t === out.text ? out.signature : seg.global.hasher.signature(t);
+          const ordinal = spoolIds.length;
+          spoolIds.push(doc.id);
+          if (sig) index.add(ordinal, sig);
+          await spool.write(record);
+        } else {
+          report.kept++;
+          report.kept_bytes += utf8Bytes(t);
+          addLength(report.length_histogram.kept, pyLen(t));
+          await kept.write(record);
+        }
+      };
+
+      // Bounded pipeline: at most 2 batches per thread in flight, handled strictly in order.
+      const inflight: { docs: Doc[]; result: Promise<DocOutcome[]> }[] = [];
+      const maxInflight = 2 * Math.max(1, config.threads);
+      let batch: Doc[] = [];
+      let batchChars = 0;
+      const drain = async (keep: number): Promise<void> => {
+        while (inflight.length > keep) {
+          const head = inflight.shift()!;
+          const outs = await head.result;
+          checkAbort();
+          for (let k = 0; k < head.docs.length; k++) await handle(head.docs[k]!, outs[k]!);
+        }
+      };
+      const flush = async (): Promise<void> => {
+        if (batch.length === 0) return;
+        inflight.push({ docs: batch, result: exec.submit(batch.map((d) => d.text)) });
+        batch = [];
+        batchChars = 0;
+        await drain(maxInflight - 1);
+      };
+      for await (const doc of source) {
+        checkAbort();
+        batch.push(doc);
+        batchChars += doc.text.length;
+        if (batch.length >= BATCH_DOCS || batchChars >= BATCH_CHARS) await flush();
+      }
+      await flush();
+      await drain(0);
+      await exec.close();
+
+      if (seg.global && spool && index) {
+        await spool.close();
+        const t0 = performance.now();
+        const { removedBy, clusters } = index.clusters();
+        const gst = stats[stepIndex.get(seg.global)!]!;
+        gst.time_ms += performance.now() - t0;
+        gst.counts.clusters = clusters.length;
+        gst.counts.signatures = index.size;
+        log(`${seg.global.name}: ${index.size} signatures, ${clusters.length} clusters, ${removedBy.size} near-duplicates`);
+        source = spooledDocs(spoolPath!, config, seg.global, gst, removedBy, spoolIds, async (rec, keptId) => {
+          report.removed++;
+          await removed.write({ ...rec, filter: seg.global!.name, reason: "minhash_duplicate", duplicate_of: keptId });
+        }, (p) => options.onProgress?.({ ...p, pass: si + 2, passes: segs.length }));
+      }
+    }
+    await kept.close();
+    await removed.close();
+    for (const s of spools) await rm(s, { force: true });
+    report.wall_ms = performance.now() - started;
+    report.mb_per_s = report.bytes_in / 1e6 / (report.wall_ms / 1000);
+    for (const s of stats) s.mb_per_s = s.time_ms > 0 ? s.bytes_in / 1e6 / (s.time_ms / 1000) : 0;
+    const tmp = `${reportPath}.tmp-${process.pid}`;
+    await writeFile(tmp, JSON.stringify(report, null, 2) + "\n");
+    await rename(tmp, reportPath);
+    return report;
+  } catch (e) {
+    await Promise.all(executors.map((x) => x.close().catch(() => {})));
+    await kept.abort();
+    await removed.abort();
+    for (const s of spools) await rm(s, { force: true });
+    throw e;
+  }
+}
+
+async function* inputDocs(
+  input: string,
+  config: ReturnType<typeof PipelineConfig.parse>,
+  report: AuditReport,
+  progress: (p: { docs: number; bytes: number }) => void,
+): AsyncGenerator<Doc> {
+  let bytes = 0;
+  const skip = (e: RecordError): void => {
+    if (config.on_error === "fail") throw e;
+    report.skipped[e.kind] = (report.skipped[e.kind] ?? 0) + 1;
+    if (report.skipped_examples.length < 10) report.skipped_examples.push(e.message);
+  };
+  for await (const item of readRecords(input)) {
+    if (!item.ok) {
+      skip(item.error);
+      continue;
+    }
+    const { record, line } = item.value;
+    bytes += item.value.bytes;
+    const text = record[config.text_field];
+    if (typeof text !== "string") {
+      skip(
+        new RecordError(
+          text === undefined ? "missing_field" : "not_a_string",
+          { file: input, line, field: config.text_field },
+          text === undefined ? "the text field is missing" : `the text field is ${text === null ? "null" : typeof text}, not a string`,
+          `Set --text-field to the field holding the text, or fix the record (or pass --on-error skip).`,
+        ),
+      );
+      continue;
+    }
+    const idv = record[config.id_field];
+    const id = typeof idv === "string" || typeof idv === "number" ? String(idv) : `line:${line}`;
+    report.docs_in++;
+    report.bytes_in += utf8Bytes(text);
+    addLength(report.length_histogram.input, pyLen(text));
+    if (report.docs_in % 1000 === 0) progress({ docs: report.docs_in, bytes });
+    yield { record, text, id, line };
+  }
+  progress({ docs: report.docs_in, bytes });
+}
+
+async function* spooledDocs(
+  path: string,
+  config: ReturnType<typeof PipelineConfig.parse>,
+  global: GlobalStep,
+  gst: StepReport,
+  removedBy: Map<number, number>,
+  ids: string[],
+  onRemoved: (record: Record<string, unknown>, keptId: string) => Promise<void>,
+  progress: (p: { docs: number; bytes: number }) => void,
+): AsyncGenerator<Doc> {
+  let ordinal = -1;
+  void global;
+  for await (const item of readRecords(path, "jsonl")) {
+    if (!item.ok) throw item.error;
+    ordinal++;
+    const record = item.value.record;
+    const text = record[config.text_field] as string;
+    const b = utf8Bytes(text);
+    gst.docs_in++;
+    gst.bytes_in += b;
+    const keptBy = removedBy.get(ordinal);
+    if (keptBy !== undefined) {
+      gst.drops.minhash_duplicate = (gst.drops.minhash_duplicate ?? 0) + 1;
+      await onRemoved(record, ids[keptBy]!);
+      continue;
+    }
+    gst.docs_out++;
+    gst.bytes_out += b;
+    if (ordinal % 1000 === 0) progress({ docs: ordinal, bytes: 0 });
+    yield { record, text, id: ids[ordinal]!, line: item.value.line };
+  }
+}
