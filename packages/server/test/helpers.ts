@@ -109,3 +109,55 @@ export async function startTestServer(backend: TestBackend, options: ServerOptio
 
 /** A CPU-only worker capability set. */
 export const CPU_WORKER = { cpus: 4, memory_gb: 8, gpus: [], labels: {} };
+
+/** A plain HTTP answer, for tests that check statuses, headers and error bodies directly. */
+export interface HttpAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** The parsed body when it is JSON, else undefined. */
+  json: any;
+}
+
+/** Sends one request without the SDK (which throws on non-2xx). */
+export async function http(
+  base: string,
+  method: string,
+  path: string,
+  opts: { key?: string; body?: unknown; rawBody?: BodyInit; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<HttpAnswer> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.key !== undefined) headers.authorization = `Bearer ${opts.key}`;
+  let body: BodyInit | undefined = opts.rawBody;
+  if (opts.body !== undefined) {
+    headers["content-type"] ??= "application/json";
+    body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
+  }
+  const res = await fetch(base + path, {
+    method,
+    headers,
+    body,
+    signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+    ...(body !== undefined && typeof (body as ReadableStream).getReader === "function" ? { duplex: "half" } : {}),
+  } as RequestInit);
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = text === "" ? undefined : JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+/** Whether an answer carries the wire error shape `{error:{code,message}}`. */
+export function isErrorBody(json: unknown): boolean {
+  const e = (json as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  return typeof e === "object" && e !== null && typeof e.code === "string" && typeof e.message === "string";
+}
+
+/** Creates a second org with the instance admin key; returns its admin key and a client. */
+export async function createOrg(t: TestServer, name: string): Promise<{ id: string; key: string; client: ForgeClient }> {
+  const org = await t.client.createOrg(name);
+  return { id: org.id, key: org.key!, client: t.client.withKey(org.key!) };
+}

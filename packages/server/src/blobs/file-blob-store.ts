@@ -6,6 +6,9 @@ import type { Readable } from "node:stream";
 import { ForgeError } from "@nexa/core";
 import { newId } from "../ids.js";
 
+/** How far past the limit an over-large upload is still read (and dropped) to answer 413 cleanly. */
+const DRAIN_LIMIT_BYTES = 64 * 1024 * 1024;
+
 /**
  * Content-addressed bytes on the local filesystem: `<root>/sha256/<ab>/<hex>`. An upload streams
  * to a temp file while hashing, is fsynced, verified against the claimed digest, then renamed
@@ -31,11 +34,18 @@ export class FileBlobStore {
     const out = createWriteStream(tmp);
     try {
       await new Promise<void>((resolve, reject) => {
+        const tooLarge = () => new ForgeError("payload_too_large", `blob exceeds the ${this.maxBytes}-byte limit (set --max-blob-bytes / NEXA_MAX_BLOB_BYTES)`);
+        let over = false;
         body.on("data", (chunk: Buffer) => {
           size += chunk.length;
-          if (size > this.maxBytes) {
-            body.destroy();
-            reject(new ForgeError("payload_too_large", `blob exceeds the ${this.maxBytes}-byte limit (set --max-blob-bytes / NEXA_MAX_BLOB_BYTES)`));
+          if (over || size > this.maxBytes) {
+            // Keep reading (and dropping) the rest so the client gets the 413 instead of a reset
+            // connection; only a client that keeps sending far past the limit is cut off.
+            over = true;
+            if (size > this.maxBytes + DRAIN_LIMIT_BYTES) {
+              body.destroy();
+              reject(tooLarge());
+            }
             return;
           }
           hash.update(chunk);
@@ -44,7 +54,7 @@ export class FileBlobStore {
             out.once("drain", () => body.resume());
           }
         });
-        body.on("end", () => out.end(() => resolve()));
+        body.on("end", () => (over ? reject(tooLarge()) : out.end(() => resolve())));
         body.on("error", reject);
         out.on("error", reject);
       });

@@ -36,6 +36,12 @@ export interface RouteDef<B extends z.ZodType = z.ZodType, Q extends z.ZodType =
   rawBody?: boolean;
   /** The response is a stream (NDJSON, SSE, bytes). */
   streams?: string;
+  /**
+   * What to do with NUL characters in body strings, which PostgreSQL text cannot hold: refuse
+   * them with a 422 naming the field, or replace them with U+FFFD (log lines from processes).
+   * @default "reject"
+   */
+  nul?: "reject" | "replace";
   handler(args: RouteArgs<z.infer<B>, z.infer<Q>>): Promise<unknown>;
 }
 
@@ -73,20 +79,24 @@ export function route<B extends z.ZodType, Q extends z.ZodType>(app: FastifyInst
         const r = def.query.safeParse(query);
         if (!r.success) throw invalidRequest(r.error, "query string", "query");
         query = r.data;
+        rejectNul(query, "query");
       }
       let body: unknown = req.body;
       if (def.body && !def.rawBody) {
         const r = def.body.safeParse(body === undefined || body === null ? {} : body);
         if (!r.success) throw invalidRequest(r.error);
-        body = r.data;
+        body = def.nul === "replace" ? replaceNul(r.data) : r.data;
+        rejectNul(body, "");
       }
+      const params = (req.params ?? {}) as Record<string, string>;
+      rejectNul(params, "params");
       const result = await def.handler({
         req,
         reply,
         principal,
         body: body as z.infer<B>,
         query: query as z.infer<Q>,
-        params: (req.params ?? {}) as Record<string, string>,
+        params,
         ctx,
       });
       if (reply.sent) return reply;
@@ -95,4 +105,34 @@ export function route<B extends z.ZodType, Q extends z.ZodType>(app: FastifyInst
       return reply.send(result);
     },
   });
+}
+
+/** Throws a 422 naming the first string (or key) that holds a NUL character. */
+function rejectNul(value: unknown, path: string): void {
+  const bad = findNul(value, path);
+  if (bad !== undefined) {
+    const where = bad === "" ? "(body)" : bad;
+    throw new ForgeError("invalid_request", `invalid request: ${where}: NUL characters (\\u0000) are not allowed`, {
+      details: [{ path: where, message: "NUL characters (\\u0000) are not allowed" }],
+    });
+  }
+}
+
+function findNul(value: unknown, path: string, depth = 0): string | undefined {
+  if (typeof value === "string") return value.includes("\u0000") ? path : undefined;
+  if (typeof value !== "object" || value === null || depth > 64) return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const p = path === "" ? k : `${path}.${k}`;
+    if (k.includes("\u0000")) return p;
+    const found = findNul(v, p, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+function replaceNul<T>(value: T): T {
+  if (typeof value === "string") return (value.includes("\u0000") ? value.replaceAll("\u0000", "\uFFFD") : value) as T;
+  if (Array.isArray(value)) return value.map(replaceNul) as T;
+  if (typeof value === "object" && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k.replaceAll("\u0000", "\uFFFD"), replaceNul(v)])) as T;
+  return value;
 }

@@ -7,6 +7,14 @@ import { usageReport } from "../../usage-report.js";
 import type { AppContext } from "../context.js";
 import { route } from "../route.js";
 
+/** The usage query, with `since`/`until` checked to be instants (an unparseable one is a 422, not a bad SQL bound). */
+const UsageQueryChecked = UsageQuery.superRefine((q, issue) => {
+  for (const k of ["since", "until"] as const) {
+    const v = q[k];
+    if (v !== undefined && Number.isNaN(Date.parse(v))) issue.addIssue({ code: "custom", path: [k], message: "expected an RFC 3339 timestamp" });
+  }
+});
+
 /** Orgs (instance admin), API keys (org admin) and usage. */
 export function adminRoutes(app: FastifyInstance, ctx: AppContext): void {
   route(app, ctx, {
@@ -84,7 +92,7 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext): void {
     tag: "usage",
     summary: "Metered usage and cost, grouped by day, type, project or job.",
     scope: "jobs:read",
-    query: UsageQuery,
+    query: UsageQueryChecked,
     response: UsageReport,
     handler: async ({ query, principal }) => usageReport(ctx.db, principal.orgId, query, ctx.options.prices.currency),
   });

@@ -7,6 +7,9 @@ import { artifactFromRow } from "../../rows.js";
 import type { AppContext } from "../context.js";
 import { route } from "../route.js";
 
+/** Parents one artifact may name (one bound-parameter list). */
+const MAX_PARENTS = 1000;
+
 const BlobAnswer = z.object({ digest: Digest, size: z.number().int(), created: z.boolean() });
 
 /** Content-addressed blobs and named, versioned artifacts with lineage. */
@@ -113,7 +116,10 @@ export function blobRoutes(app: FastifyInstance, ctx: AppContext): void {
         const job = await ctx.db.selectFrom("jobs").select("id").where("id", "=", body.producer_job_id).where("org_id", "=", principal.orgId).executeTakeFirst();
         if (!job) throw new ForgeError("invalid_request", `producer job ${body.producer_job_id} not found`, { details: [{ path: "producer_job_id", message: "unknown job" }] });
       }
-      const parents = body.parents ?? [];
+      const parents = [...new Set(body.parents ?? [])];
+      if (parents.length > MAX_PARENTS) {
+        throw new ForgeError("invalid_request", `an artifact may name at most ${MAX_PARENTS} parents`, { details: [{ path: "parents", message: `more than ${MAX_PARENTS} parents` }] });
+      }
       if (parents.length > 0) {
         const found = await ctx.db.selectFrom("artifacts").select("id").where("org_id", "=", principal.orgId).where("id", "in", parents).execute();
         const missing = parents.filter((p) => !found.some((f) => f.id === p));

@@ -132,7 +132,9 @@ export function jobRoutes(app: FastifyInstance, ctx: AppContext): void {
     tag: "jobs",
     summary: "Retry failed jobs in bulk: by ids, or every failed job (optionally of a type, finished since a time).",
     scope: "jobs:write",
-    body: BulkRetryRequest,
+    body: BulkRetryRequest.superRefine((b, issue) => {
+      if (b.since !== undefined && Number.isNaN(Date.parse(b.since))) issue.addIssue({ code: "custom", path: ["since"], message: "expected an RFC 3339 timestamp" });
+    }),
     response: z.object({ items: z.array(Job) }),
     handler: async ({ body, principal }) => {
       let ids = body.ids;

@@ -142,6 +142,7 @@ export function workerRoutes(app: FastifyInstance, ctx: AppContext): void {
     summary: "Append a batch of log lines to the lease's job.",
     scope: "worker",
     body: LogBatch,
+    nul: "replace",
     response: Accepted,
     handler: async ({ params, principal, body }) => ({ accepted: await ctx.queue.appendLogs(principal.orgId, params.id!, body) }),
   });
