@@ -473,7 +473,23 @@ export class WorkerAgent {
       runStart = Date.now();
       cpuStart = this.options.concurrency === 1 ? process.cpuUsage() : undefined;
       if (resumed) channel.log("resuming from the restored checkpoint (NEXA_RESUME=1)", "system");
-      outcome = await this.runHandler(() => handler(ctx), signal, graceMs);
+      // The runtime guardrail for every handler: the attempt is stopped like a cancel, and
+      // reported as a terminal guardrail failure (outputs kept). The command handler enforces the
+      // same limit on its process; whichever fires first wins, with the same result.
+      const maxRuntimeS = job.limits.max_runtime_s;
+      const guard =
+        maxRuntimeS === undefined
+          ? undefined
+          : setTimeout(() => {
+              if (signal.aborted) return;
+              channel.log(`max_runtime_s ${maxRuntimeS} reached: stopping`, "system");
+              controller.abort("guardrail_max_runtime_s");
+            }, maxRuntimeS * 1000);
+      try {
+        outcome = await this.runHandler(() => handler(ctx), signal, graceMs);
+      } finally {
+        if (guard) clearTimeout(guard);
+      }
     } catch (err) {
       outcome = { ok: false, error: err };
     }
@@ -574,6 +590,10 @@ export class WorkerAgent {
       const reason = String(signal.reason);
       const details = !outcome.ok && outcome.error instanceof JobFailure ? outcome.error.details : undefined;
       if (reason === "canceled") return new JobFailure("canceled", "canceled while running", { kind: "canceled", retryable: false, details });
+      if (reason === "guardrail_max_runtime_s") {
+        if (!outcome.ok && outcome.error instanceof JobFailure && outcome.error.code === "guardrail_max_runtime_s") return outcome.error;
+        return new JobFailure("guardrail_max_runtime_s", "stopped: max_runtime_s reached", { kind: "guardrail", retryable: false, details });
+      }
       return new JobFailure("preempted", "the worker stopped while the job was running", { kind: "preempted", retryable: true, details });
     }
     if (outcome.ok) return null;

@@ -63,8 +63,9 @@ export interface HandlerContext {
  * - `canceled`: the job was canceled; the attempt ends as canceled.
  * - `preempted`: the worker is stopping; the job is re-queued without spending its failure budget.
  * - `lease_lost`: the control plane gave the job to someone else; nothing of this attempt is reported.
+ * - `guardrail_max_runtime_s`: `limits.max_runtime_s` ran out; the attempt fails as a guardrail (outputs kept).
  */
-export type AbortReason = "canceled" | "preempted" | "lease_lost";
+export type AbortReason = "canceled" | "preempted" | "lease_lost" | "guardrail_max_runtime_s";
 
 /** What a handler returns; outputs are taken from {@link HandlerContext.outputsDir}. */
 export interface HandlerResult {

@@ -302,6 +302,27 @@ describe("WorkerAgent against a real control plane", () => {
     await agent.stop();
   });
 
+  it("stops any handler at limits.max_runtime_s and keeps its outputs (guardrail)", async () => {
+    const { admin } = forge;
+    let reason: unknown;
+    const handlers: HandlerRegistry = {
+      audit: async (ctx) => {
+        await writeFile(join(ctx.outputsDir, "partial.jsonl"), '{"n":1}\n');
+        await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
+        reason = ctx.signal.reason;
+        throw new JobFailure("interrupted", "stopped by the runtime");
+      },
+    };
+    const { agent } = await forge.worker({ name: "guarded-worker", handlers, accepts: ["audit"] });
+    const job = await admin.submitJob({ type: "audit", spec: { dataset: `sha256:${"3".repeat(64)}` }, limits: { max_runtime_s: 0.3 } });
+    const done = await waitDone(admin, job.id);
+    expect(reason).toBe("guardrail_max_runtime_s");
+    expect(done.status).toBe("failed");
+    expect(done.error?.code).toBe("guardrail_max_runtime_s");
+    expect(done.outputs?.["partial.jsonl"]?.media_type).toBe("application/x-ndjson");
+    await agent.stop();
+  });
+
   it("meters the worker's CPU time for an in-process handler when it has the only slot", async () => {
     const { admin } = forge;
     const handlers: HandlerRegistry = {

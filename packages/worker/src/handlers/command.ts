@@ -147,7 +147,7 @@ async function runCommand(ctx: HandlerContext): Promise<HandlerResult> {
       details: { exit: exitInfo },
     });
   }
-  if (guardrail && exit.stopReason === "guardrail_max_runtime_s") {
+  if (guardrail || exit.stopReason === "guardrail_max_runtime_s") {
     throw new JobFailure("guardrail_max_runtime_s", `stopped after max_runtime_s ${maxRuntimeS ?? ""} s${exit.killed ? " (killed after the grace period)" : ""}`, {
       kind: "guardrail",
       retryable: false,
