@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { ProgressStore } from "./progress-store.js";
 
 /** Options of {@link processItems}. */
@@ -48,6 +49,8 @@ export async function processItems<I, R>(
   const { store } = options;
   const todo = items.filter((it) => !store.has(it.key));
   const hard = new AbortController();
+  // Every request in flight listens on this signal; more than 10 at once is expected.
+  setMaxListeners(0, hard.signal);
   let stop = false;
   let error: unknown;
   let aborted = false;
