@@ -24,6 +24,7 @@ const { values: args } = parseArgs({
     docs: { type: "string", default: "20000" },
     json: { type: "string" },
     "skip-python": { type: "boolean", default: false },
+    reps: { type: "string", default: "3" },
   },
 });
 const shared = "/work/shared/fixtures/data/corpus_sample.jsonl";
@@ -35,7 +36,19 @@ const SPECS = { "cl100k_base": "cl100k_base", "o200k_base": "o200k_base", bpe819
 const PEER = { cl100k_base: "tiktoken/cl100k_base", o200k_base: "tiktoken/o200k_base", bpe8192: "hf/bpe8192" };
 console.log(`corpus ${corpus}: ${texts.length} docs, ${(bytes / 1e6).toFixed(2)} MB`);
 
+const REPS = Number(args.reps);
+
+/** Fastest of REPS passes (the peer does the same), so a busy machine's stalls count less. */
 async function ours(spec, threads) {
+  let best;
+  for (let r = 0; r < REPS; r++) {
+    const m = await oursOnce(spec, threads);
+    if (!best || m.seconds < best.seconds) best = m;
+  }
+  return best;
+}
+
+async function oursOnce(spec, threads) {
   if (threads === 1) {
     const tok = await loadTokenizer(spec);
     tok.encode("warm up 123 !!");
@@ -58,7 +71,7 @@ async function ours(spec, threads) {
 
 function peer(threads) {
   if (args["skip-python"]) return undefined;
-  const r = spawnSync(args.python, [join(here, "peer_tokenize.py"), corpus, "--threads", String(threads), "--npm-encoders", join(root, "node_modules/tiktoken/encoders"), "--hf", `bpe8192=${join(bpe, "tokenizer.json")}`], {
+  const r = spawnSync(args.python, [join(here, "peer_tokenize.py"), corpus, "--threads", String(threads), "--npm-encoders", join(root, "node_modules/tiktoken/encoders"), "--hf", `bpe8192=${join(bpe, "tokenizer.json")}`, "--reps", String(REPS)], {
     env: { ...process.env, RAYON_NUM_THREADS: String(threads) },
     encoding: "utf8",
     maxBuffer: 1 << 26,
