@@ -123,6 +123,19 @@ export function resolveWorkerAgentOptions(options: WorkerAgentOptions): Resolved
   };
 }
 
+/** What an attempt gathered for its run manifest. */
+interface ManifestParts {
+  inputs: Record<string, string>;
+  usage: Usage;
+  gpus: DiscoveredGpu[];
+  timings: Record<string, string | number>;
+  annotations: Record<string, unknown>;
+  /** succeeded, failed, canceled, preempted or guardrail. */
+  status: string;
+  exit: { code: number | null; signal: string | null } | undefined;
+  outputs?: JobOutputs;
+}
+
 interface RunningAttempt {
   claim: Claim;
   controller: AbortController;
@@ -214,7 +227,8 @@ export class WorkerAgent {
       process.on("SIGINT", this.onSignal);
     }
     this.loop = this.claimLoop().catch((err: unknown) => log(`claim loop ended: ${(err as Error).message}`));
-    return this.registration as unknown as RegisterWorkerResponse;
+    if (!this.registration) throw new Error("not registered");
+    return this.registration;
   }
 
   /**
@@ -631,16 +645,7 @@ export class WorkerAgent {
     channel: LeaseChannel,
     heartbeat: { stop(): void },
     report: { kind: "complete"; outputs: JobOutputs } | { kind: "fail"; body: FailRequest },
-    m: {
-      inputs: Record<string, string>;
-      usage: Usage;
-      gpus: DiscoveredGpu[];
-      timings: Record<string, string | number>;
-      annotations: Record<string, unknown>;
-      status: string;
-      exit: { code: number | null; signal: string | null } | undefined;
-      outputs?: JobOutputs;
-    },
+    m: ManifestParts,
   ): Promise<void> {
     await channel.close();
     // The workspace goes before the report, so whoever sees the job finished sees it cleaned up.
@@ -663,16 +668,7 @@ export class WorkerAgent {
 
   private async manifest(
     claim: Claim,
-    m: {
-      inputs: Record<string, string>;
-      usage: Usage;
-      gpus: DiscoveredGpu[];
-      timings: Record<string, string | number>;
-      annotations: Record<string, unknown>;
-      status: string;
-      exit: { code: number | null; signal: string | null } | undefined;
-      outputs?: JobOutputs;
-    },
+    m: ManifestParts,
   ): Promise<Partial<AttemptManifest> & { annotations: Record<string, unknown> }> {
     const assigned = new Set(m.gpus.map((g) => g.index));
     const gpus: (Gpu & { assigned: boolean })[] = this.gpus.map((g) => ({ ...g, assigned: assigned.has(g.index) }));

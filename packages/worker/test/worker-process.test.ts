@@ -3,6 +3,7 @@ import { readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WorkerAgent } from "@nexa/worker";
 import { bundleDir, bundleEntry } from "./bundle.js";
 import { startForge, waitDone, type Forge } from "./helpers.js";
 
@@ -147,5 +148,14 @@ describe("workers as processes", () => {
     expect(manifest.attempts.map((m) => m.exit?.status)).toEqual(["preempted", "succeeded"]);
     await b.agent.stop();
     await expect(stat(join(forge.home, "work-spot", "worker.lock"))).rejects.toThrow(/ENOENT/);
+  });
+
+  it("a second worker cannot take a workdir held by a live worker process", async () => {
+    const workdir = join(forge.home, "work-held");
+    const a = await childWorker("holder", workdir);
+    const intruder = new WorkerAgent({ url: forge.url, apiKey: forge.workerKey, name: "intruder", gpus: 0, workdir });
+    await expect(intruder.start()).rejects.toThrow(new RegExp(`in use by the worker with pid ${a.proc.pid}`));
+    a.proc.kill("SIGTERM");
+    expect((await a.exited).code).toBe(0);
   });
 });
