@@ -104,13 +104,13 @@ export function registerPackCommands(data: Command): void {
     .requiredOption("--seq-len <n>", "tokens per sequence", int("--seq-len", 2))
     .requiredOption("--out <dir>", "output folder")
     .addOption(new Option("--strategy <s>", "packing strategy").choices(["bfd", "ffd", "greedy", "pad"]).default("bfd"))
-    .addOption(new Option("--format <f>", "output format").choices(["npy"]).default("npy"))
+    .addOption(new Option("--format <f>", "output format").choices(["npy", "parquet"]).default("npy"))
     .addOption(new Option("--overlong <what>", "documents longer than --seq-len").choices(["split", "drop"]).default("split"))
     .option("--buffer-size <n>", "documents held at once by bfd/ffd", int("--buffer-size", 1), 8192)
     .option("--seed <n>", "seed of the sequence order", int("--seed", 0), 0)
     .option("--threads <n>", "worker threads for tokenizing", int("--threads", 1), 1)
     .option("--json", "print the manifest as JSON on stdout")
-    .action(async (inputs: string[], o: FormatFlags & { seqLen: number; out: string; strategy: "bfd" | "ffd" | "greedy" | "pad"; overlong: "split" | "drop"; bufferSize: number; seed: number; threads: number; json?: boolean }) => {
+    .action(async (inputs: string[], o: FormatFlags & { seqLen: number; out: string; strategy: "bfd" | "ffd" | "greedy" | "pad"; format: "npy" | "parquet"; overlong: "split" | "drop"; bufferSize: number; seed: number; threads: number; json?: boolean }) => {
       const progress = progressLine();
       try {
         const total = (await Promise.all(inputs.map((p) => stat(p).then((s) => s.size).catch(() => 0)))).reduce((a, b) => a + b, 0);
@@ -125,6 +125,7 @@ export function registerPackCommands(data: Command): void {
             bufferSize: o.bufferSize,
             seed: o.seed,
             threads: o.threads,
+            outputFormat: o.format,
             format: await formatOptions(o),
           },
           {
@@ -212,6 +213,9 @@ export function registerPackCommands(data: Command): void {
             throw new TokenizeError("input_invalid", `${dir} has no manifest.json. Fix: point at a folder written by nexa data pack`);
           }),
         ) as PackManifest;
+        if (m.output_format === "parquet") {
+          throw new TokenizeError("input_invalid", `${dir} holds packed.parquet; inspect reads the npy format. Fix: re-pack with --format npy, or read the Parquet file with pyarrow`);
+        }
         const tok = await loadTokenizer(o.tokenizer ?? m.tokenizer.spec);
         if (!o.tokenizer && tok.hash !== m.tokenizer.hash) {
           throw new TokenizeError("tokenizer_invalid", `tokenizer ${m.tokenizer.spec} changed since packing (hash differs). Fix: pass --tokenizer with the original files`);

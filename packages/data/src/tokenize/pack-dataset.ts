@@ -5,6 +5,7 @@ import { z } from "zod";
 import { jsonlLineBatches, type SourceDigest } from "./jsonl-lines.js";
 import { loadTokenizer } from "./load-tokenizer.js";
 import { NpyWriter } from "./npy-file.js";
+import { ParquetSink } from "./parquet-sink.js";
 import { processBatch, type LineBatch, type TokenizedBatch } from "./record-batch.js";
 import { FormatOptions, RecordFormatter } from "./record-formatter.js";
 import { PackStrategy, SequencePacker, type PackedSequence } from "./sequence-packer.js";
@@ -28,6 +29,8 @@ export const PackDatasetOptions = z.strictObject({
   bufferSize: z.number().int().min(1).default(8192),
   /** @default 0 */
   seed: z.number().int().default(0),
+  /** `npy`: one memory-mappable array per field; `parquet`: `packed.parquet`, a row per sequence. @default "npy" */
+  outputFormat: z.enum(["npy", "parquet"]).default("npy"),
   /** Worker threads for formatting and tokenizing; 1 runs in-process. @default 1 */
   threads: z.number().int().min(1).max(256).default(1),
   /** Lines per batch handed to a thread. @default 256 */
@@ -52,6 +55,7 @@ export interface PackManifest {
   documents_split: number;
   documents_dropped: number;
   strategy: z.infer<typeof PackStrategy>;
+  output_format: "npy" | "parquet";
   seq_len: number;
   seed: number;
   buffer_size: number;
@@ -73,14 +77,71 @@ export interface PackProgress {
   sequences: number;
 }
 
-/** Outputs of a packed folder, as the trainer reads them. */
+/** Outputs of a packed folder in `npy` format, as the trainer reads them. */
 export const PACKED_FILES = ["input_ids.npy", "labels.npy", "position_ids.npy", "cu_seqlens.npy", "cu_seqlens_offsets.npy"] as const;
+
+/** Where packed sequences go: the npy arrays, or one Parquet file. */
+interface Sink {
+  write(seqs: PackedSequence[]): Promise<void>;
+  close(): Promise<PackManifest["files"]>;
+  abort(): Promise<void>;
+}
+
+async function npySink(out: string, seqLen: number): Promise<Sink> {
+  const writers = {
+    input_ids: await NpyWriter.create(join(out, "input_ids.npy"), "<i4", seqLen),
+    labels: await NpyWriter.create(join(out, "labels.npy"), "<i4", seqLen),
+    position_ids: await NpyWriter.create(join(out, "position_ids.npy"), "<i4", seqLen),
+    cu_seqlens: await NpyWriter.create(join(out, "cu_seqlens.npy"), "<i4"),
+    cu_seqlens_offsets: await NpyWriter.create(join(out, "cu_seqlens_offsets.npy"), "<i8"),
+  };
+  let cuTotal = 0n;
+  await writers.cu_seqlens_offsets.append(BigInt64Array.of(0n));
+  return {
+    async write(seqs) {
+      for (const s of seqs) {
+        await writers.input_ids.append(s.inputIds);
+        await writers.labels.append(s.labels);
+        await writers.position_ids.append(s.positionIds);
+        await writers.cu_seqlens.append(s.cuSeqlens);
+        cuTotal += BigInt(s.cuSeqlens.length);
+        await writers.cu_seqlens_offsets.append(BigInt64Array.of(cuTotal));
+      }
+    },
+    async close() {
+      const files: PackManifest["files"] = {};
+      for (const w of Object.values(writers)) {
+        const r = await w.close();
+        files[basename(r.path)] = { shape: r.shape, dtype: r.dtype === "<i4" ? "int32" : "int64" };
+      }
+      return files;
+    },
+    async abort() {
+      await Promise.all(Object.values(writers).map((w) => w.abort()));
+    },
+  };
+}
+
+function parquetSink(out: string, seqLen: number): Sink {
+  const sink = ParquetSink.create(join(out, "packed.parquet"));
+  return {
+    async write(seqs) {
+      for (const s of seqs) await sink.append(s);
+    },
+    async close() {
+      await sink.close();
+      return { "packed.parquet": { shape: [sink.rows, seqLen], dtype: "list<int32> columns input_ids, labels, position_ids, cu_seqlens" } };
+    },
+    abort: () => sink.abort(),
+  };
+}
 
 /**
  * Reads JSONL records, formats and tokenizes them (on worker threads when `threads > 1`), packs them and
  * writes `input_ids.npy`, `labels.npy`, `position_ids.npy` (int32 `[sequences, seq_len]`), `cu_seqlens.npy`
  * (int32, all sequences' boundaries concatenated) with `cu_seqlens_offsets.npy` (int64 `[sequences + 1]`:
  * sequence i's boundaries are `cu_seqlens[offsets[i]:offsets[i+1]]`) and `manifest.json`, written last.
+ * With `outputFormat: "parquet"` the sequences go to `packed.parquet` instead (a row per sequence).
  *
  * @example
  * const manifest = await packDataset({ inputs: ["sft.jsonl"], out: "packed", tokenizer: "./qwen", seqLen: 4096 });
@@ -95,25 +156,8 @@ export async function packDataset(
   const formatter = new RecordFormatter(tokenizer, o.format);
   const packer = new SequencePacker({ seqLen: o.seqLen, strategy: o.strategy, overlong: o.overlong, bufferSize: o.bufferSize, seed: o.seed, padId: tokenizer.padId });
   await mkdir(o.out, { recursive: true });
-  const writers = {
-    input_ids: await NpyWriter.create(join(o.out, "input_ids.npy"), "<i4", o.seqLen),
-    labels: await NpyWriter.create(join(o.out, "labels.npy"), "<i4", o.seqLen),
-    position_ids: await NpyWriter.create(join(o.out, "position_ids.npy"), "<i4", o.seqLen),
-    cu_seqlens: await NpyWriter.create(join(o.out, "cu_seqlens.npy"), "<i4"),
-    cu_seqlens_offsets: await NpyWriter.create(join(o.out, "cu_seqlens_offsets.npy"), "<i8"),
-  };
-  let cuTotal = 0n;
-  await writers.cu_seqlens_offsets.append(BigInt64Array.of(0n));
-  const write = async (seqs: PackedSequence[]) => {
-    for (const s of seqs) {
-      await writers.input_ids.append(s.inputIds);
-      await writers.labels.append(s.labels);
-      await writers.position_ids.append(s.positionIds);
-      await writers.cu_seqlens.append(s.cuSeqlens);
-      cuTotal += BigInt(s.cuSeqlens.length);
-      await writers.cu_seqlens_offsets.append(BigInt64Array.of(cuTotal));
-    }
-  };
+  const sink = o.outputFormat === "parquet" ? parquetSink(o.out, o.seqLen) : await npySink(o.out, o.seqLen);
+  const write = (seqs: PackedSequence[]) => sink.write(seqs);
   const pool = o.threads > 1 ? new TokenizePool(o.threads, { tokenizer: o.tokenizer, format: o.format, seqLen: o.seqLen }) : undefined;
   const sources: SourceDigest[] = [];
   const progress: PackProgress = { bytesRead: 0, bytesTotal: 0, documents: 0, sequences: 0 };
@@ -150,11 +194,7 @@ export async function packDataset(
     if (packer.stats.sequences === 0) {
       throw new TokenizeError("input_invalid", `no documents to pack in ${o.inputs.join(", ")}. Fix: check the input files and --text-field / --messages-field`);
     }
-    const files: PackManifest["files"] = {};
-    for (const w of Object.values(writers)) {
-      const r = await w.close();
-      files[basename(r.path)] = { shape: r.shape, dtype: r.dtype === "<i4" ? "int32" : "int64" };
-    }
+    const files = await sink.close();
     const st = packer.stats;
     const manifest: PackManifest = {
       format: "nexa.packed/v1",
@@ -167,6 +207,7 @@ export async function packDataset(
       documents_split: st.split,
       documents_dropped: st.dropped,
       strategy: o.strategy,
+      output_format: o.outputFormat,
       seq_len: o.seqLen,
       seed: o.seed,
       buffer_size: o.bufferSize,
@@ -196,7 +237,7 @@ export async function packDataset(
     await rename(tmp, join(o.out, "manifest.json"));
     return manifest;
   } catch (err) {
-    await Promise.all(Object.values(writers).map((w) => w.abort()));
+    await sink.abort();
     throw err;
   } finally {
     await pool?.close();

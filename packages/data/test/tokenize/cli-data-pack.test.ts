@@ -64,7 +64,8 @@ describe("nexa data pack|tokenize|inspect", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ records: 6 });
     const last = JSON.parse(readFileSync(out, "utf8").trim().split("\n").pop()!) as { input_ids: number[] };
-    expect(last.input_ids).toEqual([21435, 1495, 2246, 100257]); // "plain text document" + <|endoftext|>
+    // Python tiktoken: encode_ordinary("plain text document") == [21435, 1495, 2246]; then <|endoftext|>
+    expect(last.input_ids).toEqual([21435, 1495, 2246, 100257]);
   });
 
   it("bad input: a clear error and exit code 2", async () => {

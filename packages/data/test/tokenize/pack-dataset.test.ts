@@ -98,6 +98,23 @@ describe("packDataset", () => {
     }
   });
 
+  it("parquet: one row per sequence with the same arrays as the npy folder", async () => {
+    const dir = join(tmp, "parquet");
+    const m = await packDataset({ inputs: [input], out: dir, tokenizer: CHATML, seqLen: 512, overlong: "drop", outputFormat: "parquet" });
+    expect(readdirSync(dir).sort()).toEqual(["manifest.json", "packed.parquet"]);
+    expect({ ...m, created_at: "", files: {}, output_format: "npy" }).toEqual({ ...manifest, created_at: "", files: {} });
+    const { parquetReadObjects } = await import("hyparquet");
+    const buf = readFileSync(join(dir, "packed.parquet"));
+    const rows = (await parquetReadObjects({ file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) })) as Record<string, number[]>[];
+    expect(rows.length).toBe(manifest.sequences);
+    const ids = await readNpy(join(out, "input_ids.npy"));
+    const labels = await readNpy(join(out, "labels.npy"));
+    rows.forEach((r, i) => {
+      expect(r.input_ids).toEqual(Array.from(ids.data.subarray(i * 512, (i + 1) * 512) as Int32Array));
+      expect(r.labels).toEqual(Array.from(labels.data.subarray(i * 512, (i + 1) * 512) as Int32Array));
+    });
+  });
+
   it("errors name the record and the fix, and leave no partial files", async () => {
     const bad = join(tmp, "bad.jsonl");
     writeFileSync(bad, '{"text":"ok"}\n{"text": oops}\n');
