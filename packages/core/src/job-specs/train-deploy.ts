@@ -2,13 +2,23 @@ import { z } from "zod";
 import { DataRef } from "../common.js";
 import { CheckpointPolicy } from "./command.js";
 
-/** Data stage of a `train` job: tokenize and pack. */
+/** Data stage of a `train` job: tokenize and pack (`@nexa/data` packDataset; `nexa data pack` takes the same options). */
 export const PackOptions = z.strictObject({
+  /** `cl100k_base`, `o200k_base`, or a folder / artifact holding a Hugging Face `tokenizer.json`. */
   tokenizer: z.string().min(1).default("cl100k_base"),
   seq_len: z.number().int().min(8).max(1_048_576).default(2048),
+  /** Best-fit decreasing, first-fit decreasing, concatenate-and-chunk, or one document per sequence. */
   strategy: z.enum(["bfd", "ffd", "greedy", "pad"]).default("bfd"),
   /** Loss on assistant turns only (`assistant`) or on every token (`all`). */
   loss_on: z.enum(["assistant", "all"]).default("assistant"),
+  /** Documents longer than `seq_len`: cut into pieces, or dropped. */
+  overlong: z.enum(["split", "drop"]).default("split"),
+  /** Jinja chat template source, or `chatml`; by default the tokenizer's own `chat_template`. */
+  chat_template: z.string().min(1).optional(),
+  /** Seed of the packed sequence order. */
+  seed: z.number().int().default(0),
+  /** Output arrays: memory-mappable `.npy` files, or one Parquet file. */
+  format: z.enum(["npy", "parquet"]).default("npy"),
 });
 export type PackOptions = z.infer<typeof PackOptions>;
 
