@@ -14,6 +14,8 @@ import {
   RunManifest,
   UsageReport,
   Worker,
+  WorkflowRun,
+  type ListWorkflowRunsQuery,
   type CompleteRequest,
   type CreateArtifactRequest,
   type CreateKeyRequest,
@@ -298,6 +300,56 @@ export class ForgeClient {
   /** Read an artifact. */
   getArtifact(id: string): Promise<Artifact> {
     return this.json(Artifact, "GET", `/v1/artifacts/${enc(id)}`);
+  }
+
+  // ── workflows ────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Runs a workflow (the file as an object or its YAML text).
+   *
+   * @example
+   * const run = await forge.runWorkflow({ workflow: readFileSync("pipelines/distill.yaml", "utf8"), inputs: { n: 3 } });
+   */
+  runWorkflow(body: { workflow: string | Record<string, unknown>; inputs?: Record<string, unknown>; resume_from?: string; no_cache?: boolean }): Promise<WorkflowRun> {
+    return this.json(WorkflowRun, "POST", "/v1/workflows", { body });
+  }
+  /** Reads a workflow run with its steps. */
+  getWorkflowRun(id: string): Promise<WorkflowRun> {
+    return this.json(WorkflowRun, "GET", `/v1/workflows/${enc(id)}`);
+  }
+  /** Lists workflow runs, newest first. */
+  listWorkflowRuns(query: Partial<ListWorkflowRunsQuery> = {}): Promise<Page<WorkflowRun>> {
+    return this.json(z.object({ items: z.array(WorkflowRun), next_cursor: z.string().nullable() }), "GET", "/v1/workflows", { query: query as Query });
+  }
+  /** Cancels a run. */
+  cancelWorkflowRun(id: string): Promise<WorkflowRun> {
+    return this.json(WorkflowRun, "POST", `/v1/workflows/${enc(id)}/cancel`, { body: {} });
+  }
+  /** Starts a new run reusing every succeeded step of `id`. */
+  resumeWorkflowRun(id: string, options: { no_cache?: boolean } = {}): Promise<WorkflowRun> {
+    return this.json(WorkflowRun, "POST", `/v1/workflows/${enc(id)}/resume`, { body: options });
+  }
+  /**
+   * Waits until a run ends, calling `onUpdate` whenever a step changes.
+   * @param pollMs how often to read the run. @default 250
+   */
+  async waitForWorkflow(id: string, options: { timeoutMs?: number; pollMs?: number; onUpdate?: (run: WorkflowRun) => void } = {}): Promise<WorkflowRun> {
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    let last = "";
+    for (;;) {
+      const run = await this.getWorkflowRun(id);
+      const sig = JSON.stringify([run.status, Object.values(run.steps).map((s) => [s.status, s.matrix?.map((m) => m.status)])]);
+      if (sig !== last) {
+        last = sig;
+        options.onUpdate?.(run);
+      }
+      if (run.status === "succeeded" || run.status === "failed" || run.status === "canceled") {
+        const unfinished = Object.values(run.steps).some((s) => s.status === "queued" || s.status === "running");
+        if (!unfinished) return run;
+      }
+      if (Date.now() > deadline) throw new ForgeError("unavailable", `workflow run ${id} did not finish within ${options.timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, options.pollMs ?? 250));
+    }
   }
 
   // ── usage ────────────────────────────────────────────────────────────────────────────────

@@ -14,3 +14,4 @@ export type { AppContext } from "./http/context.js";
 export { route, ROUTES, type RouteDef, type RouteArgs } from "./http/route.js";
 export { openApiDocument } from "./http/openapi.js";
 export { newId } from "./ids.js";
+export { WorkflowEngine } from "./workflows/engine.js";

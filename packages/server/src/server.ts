@@ -11,6 +11,8 @@ import { newId } from "./ids.js";
 import { PromMetrics } from "./prom.js";
 import { Queue } from "./queue.js";
 import { migrate, openBackend, type Backend } from "./store/index.js";
+import { WorkflowEngine } from "./workflows/engine.js";
+import { workflowRoutes } from "./workflows/routes.js";
 
 /** A running control plane. */
 export interface RunningServer {
@@ -23,6 +25,8 @@ export interface RunningServer {
   options: ResolvedServerOptions;
   app: FastifyInstance;
   ctx: AppContext;
+  /** The workflow engine of this control plane. */
+  workflows: WorkflowEngine;
   close(): Promise<void>;
 }
 
@@ -59,8 +63,10 @@ export async function startServer(options: ServerOptions = {}, ext: ServerExtens
   const { ctx, stopSweeper } = await assemble(backend, opts);
   const credentialsPath = join(opts.home, "credentials");
   const adminKey = await bootstrap(ctx, credentialsPath, opts);
+  const workflows = new WorkflowEngine(ctx.db, ctx.queue);
+  await workflows.recover();
   await ext.onStart?.(ctx);
-  const app = buildApp(ctx, ext.routes ?? []);
+  const app = buildApp(ctx, [workflowRoutes(workflows), ...(ext.routes ?? [])]);
   const shutdown = new AbortController();
   (ctx as { shutdown: AbortSignal }).shutdown = shutdown.signal;
   await app.listen({ host: opts.host, port: opts.port });
@@ -77,11 +83,13 @@ export async function startServer(options: ServerOptions = {}, ext: ServerExtens
     options: opts,
     app,
     ctx,
+    workflows,
     async close() {
       if (closed) return;
       closed = true;
       shutdown.abort();
       stopSweeper();
+      await workflows.stop();
       await ext.onStop?.();
       await app.close();
       await ctx.bus.stop();

@@ -1,0 +1,529 @@
+import { createHash } from "node:crypto";
+import {
+  evaluate,
+  expandMatrix,
+  ExpressionError,
+  ForgeError,
+  isTerminal,
+  JobSpecs,
+  JobSubmission,
+  needsOf,
+  parseExpression,
+  parseWorkflow,
+  resolveInputs,
+  substitute,
+  truthy,
+  WorkflowError,
+  type ExprContext,
+  type Job,
+  type JobStatus,
+  type ParsedWorkflow,
+  type WorkflowRun,
+  type WorkflowSpec,
+  type WorkflowStepRecord,
+} from "@nexa/core";
+import type { Kysely } from "kysely";
+import { newId } from "../ids.js";
+import type { Queue } from "../queue.js";
+import { iso, json } from "../rows.js";
+import type { Database } from "../store/index.js";
+import type { WorkflowRunsTable, WorkflowStepsTable } from "../store/schema.js";
+
+type StepRow = WorkflowStepsTable;
+
+/** A step's state folded over its matrix instances. */
+interface StepState {
+  status: JobStatus | "pending";
+  skipped: boolean;
+  outputs: Record<string, unknown>;
+  rows: StepRow[];
+}
+
+/** Canonical JSON: object keys sorted, so equal specs hash equally. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(v ?? null);
+}
+
+/**
+ * The workflow engine: event-driven, in the control plane. A step is scheduled the moment its
+ * last dependency finishes (the queue's finish hook, no polling); identical steps — same type,
+ * resolved spec (which carries input digests) and cache version — are run once and reused.
+ * Every decision is persisted, so a restarted server picks up where it was.
+ */
+export class WorkflowEngine {
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly parsed = new Map<string, ParsedWorkflow>();
+  /** Resolves when every scheduled advance has settled (tests, shutdown). */
+  private pending = new Set<Promise<void>>();
+  private stopped = false;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly queue: Queue,
+  ) {
+    queue.observers.push({ onJobFinished: (job, orgId) => this.track(this.onJobFinished(job, orgId)) });
+  }
+
+  /** Re-syncs every unfinished run after a restart: finished jobs whose event was missed are applied. */
+  async recover(): Promise<void> {
+    const runs = await this.db.selectFrom("workflow_runs").select(["id", "org_id"]).where("status", "in", ["queued", "running"]).execute();
+    for (const r of runs) {
+      const open = await this.db
+        .selectFrom("workflow_steps")
+        .innerJoin("jobs", "jobs.id", "workflow_steps.job_id")
+        .selectAll("jobs")
+        .where("workflow_steps.run_id", "=", r.id)
+        .where("workflow_steps.status", "in", ["queued", "running"])
+        .execute();
+      for (const j of open) if (isTerminal(j.status as JobStatus)) await this.applyJob(j.id, j.status as JobStatus, json(j.outputs, {}), json<{ message?: string } | null>(j.error, null)?.message ?? null);
+      await this.advance(r.id);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.allSettled([...this.pending]);
+  }
+
+  /** Waits for scheduled work to settle. */
+  async idle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  private track(p: Promise<void>): void {
+    const t = p.catch(() => {}).finally(() => this.pending.delete(t));
+    this.pending.add(t);
+  }
+
+  // ── API ───────────────────────────────────────────────────────────────────────────────
+
+  /** Starts a run (optionally resuming another: its succeeded steps are reused). */
+  async create(orgId: string, req: { workflow: string | Record<string, unknown>; inputs: Record<string, unknown>; resume_from?: string; no_cache: boolean }): Promise<WorkflowRun> {
+    let parsed: ParsedWorkflow;
+    let inputs: Record<string, unknown>;
+    try {
+      parsed = parseWorkflow(req.workflow);
+      inputs = resolveInputs(parsed.spec, req.inputs);
+    } catch (err) {
+      if (err instanceof WorkflowError) throw new ForgeError("invalid_request", `invalid workflow:\n${err.message}`, { details: err.issues });
+      throw err;
+    }
+    const now = Date.now();
+    const run: WorkflowRunsTable = {
+      id: newId("wfr"),
+      org_id: orgId,
+      name: parsed.spec.name,
+      status: "running",
+      spec: JSON.stringify(parsed.spec),
+      inputs: JSON.stringify(inputs),
+      outputs: "{}",
+      resume_from: req.resume_from ?? null,
+      no_cache: req.no_cache ? 1 : 0,
+      failing: 0,
+      error: null,
+      created_at: now,
+      finished_at: null,
+    };
+    const reused: StepRow[] = [];
+    if (req.resume_from !== undefined) {
+      const old = await this.db.selectFrom("workflow_runs").selectAll().where("id", "=", req.resume_from).where("org_id", "=", orgId).executeTakeFirst();
+      if (!old) throw new ForgeError("not_found", `workflow run ${req.resume_from} not found`);
+      const oldRows = await this.db.selectFrom("workflow_steps").selectAll().where("run_id", "=", old.id).execute();
+      const byStep = groupRows(oldRows);
+      for (const [step, rows] of byStep) {
+        if (!parsed.spec.steps[step]) continue;
+        if (rows.length > 0 && rows.every((r) => r.status === "succeeded" && r.skipped === 0)) {
+          for (const r of rows) reused.push({ ...r, run_id: run.id, reused: 1, created_at: now });
+        }
+      }
+    }
+    await this.db.transaction().execute(async (trx) => {
+      await trx.insertInto("workflow_runs").values(run).execute();
+      if (reused.length > 0) await trx.insertInto("workflow_steps").values(reused).execute();
+    });
+    this.parsed.set(run.id, parsed);
+    await this.advance(run.id);
+    return this.get(orgId, run.id);
+  }
+
+  /** Reads a run with its steps. */
+  async get(orgId: string, id: string): Promise<WorkflowRun> {
+    const run = await this.db.selectFrom("workflow_runs").selectAll().where("id", "=", id).where("org_id", "=", orgId).executeTakeFirst();
+    if (!run) throw new ForgeError("not_found", `workflow run ${id} not found`);
+    return this.render(run);
+  }
+
+  /** Lists runs, newest first. */
+  async list(orgId: string, q: { status?: string | undefined; name?: string | undefined; limit: number; cursor?: string | undefined }): Promise<{ items: WorkflowRun[]; next_cursor: string | null }> {
+    let query = this.db.selectFrom("workflow_runs").selectAll().where("org_id", "=", orgId);
+    if (q.status) query = query.where("status", "=", q.status);
+    if (q.name) query = query.where("name", "=", q.name);
+    if (q.cursor) query = query.where("id", "<", q.cursor);
+    const rows = await query.orderBy("id", "desc").limit(q.limit + 1).execute();
+    const page = rows.slice(0, q.limit);
+    return { items: await Promise.all(page.map((r) => this.render(r))), next_cursor: rows.length > q.limit ? page.at(-1)!.id : null };
+  }
+
+  /** Cancels a run: unstarted steps are canceled, running jobs are asked to stop. */
+  async cancel(orgId: string, id: string): Promise<WorkflowRun> {
+    const run = await this.db.selectFrom("workflow_runs").selectAll().where("id", "=", id).where("org_id", "=", orgId).executeTakeFirst();
+    if (!run) throw new ForgeError("not_found", `workflow run ${id} not found`);
+    if (isTerminal(run.status as JobStatus)) throw new ForgeError("conflict", `workflow run ${id} is already ${run.status}`);
+    await this.db.updateTable("workflow_runs").set({ status: "canceled", failing: 1, finished_at: Date.now() }).where("id", "=", id).execute();
+    await this.stopRunning(orgId, id);
+    await this.advance(id);
+    return this.get(orgId, id);
+  }
+
+  // ── scheduling ────────────────────────────────────────────────────────────────────────
+
+  private async onJobFinished(job: Job, _orgId: string): Promise<void> {
+    if (this.stopped) return;
+    const runs = await this.applyJob(job.id, job.status, job.outputs ?? {}, job.error?.message ?? null);
+    await Promise.all(runs.map((r) => this.advance(r)));
+  }
+
+  /** Records a finished job on every step row waiting for it; returns the runs to advance. */
+  private async applyJob(jobId: string, status: JobStatus, outputs: Record<string, unknown>, error: string | null): Promise<string[]> {
+    const rows = await this.db.selectFrom("workflow_steps").select(["run_id", "org_id", "cache_key"]).where("job_id", "=", jobId).where("status", "in", ["queued", "running"]).execute();
+    if (rows.length === 0) return [];
+    const now = Date.now();
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable("workflow_steps")
+        .set({ status, outputs: JSON.stringify(status === "succeeded" ? outputs : {}), error, finished_at: now })
+        .where("job_id", "=", jobId)
+        .where("status", "in", ["queued", "running"])
+        .execute();
+      const key = rows.find((r) => r.cache_key !== null)?.cache_key;
+      if (status === "succeeded" && key) {
+        await trx
+          .insertInto("step_cache")
+          .values({ org_id: rows[0]!.org_id, cache_key: key, job_id: jobId, outputs: JSON.stringify(outputs), created_at: now })
+          .onConflict((oc) => oc.columns(["org_id", "cache_key"]).doUpdateSet({ job_id: jobId, outputs: JSON.stringify(outputs), created_at: now }))
+          .execute();
+      }
+    });
+    return [...new Set(rows.map((r) => r.run_id))];
+  }
+
+  /** Serialises advances of one run so two events never schedule the same step twice. */
+  advance(runId: string): Promise<void> {
+    const prev = this.chains.get(runId) ?? Promise.resolve();
+    const next = prev.then(() => this.advanceNow(runId)).catch(() => {});
+    this.chains.set(runId, next);
+    void next.finally(() => {
+      if (this.chains.get(runId) === next) this.chains.delete(runId);
+    });
+    return next;
+  }
+
+  private async spec(run: WorkflowRunsTable): Promise<ParsedWorkflow> {
+    let p = this.parsed.get(run.id);
+    if (!p) {
+      p = parseWorkflow(JSON.parse(run.spec) as Record<string, unknown>);
+      this.parsed.set(run.id, p);
+    }
+    return p;
+  }
+
+  private async advanceNow(runId: string): Promise<void> {
+    if (this.stopped) return;
+    const run = await this.db.selectFrom("workflow_runs").selectAll().where("id", "=", runId).executeTakeFirst();
+    if (!run) return;
+    const parsed = await this.spec(run);
+    const { spec } = parsed;
+    const inputs = json<Record<string, unknown>>(run.inputs, {});
+    for (let pass = 0; pass < 100; pass++) {
+      const rows = await this.db.selectFrom("workflow_steps").selectAll().where("run_id", "=", runId).execute();
+      const states = this.fold(spec, rows);
+      const failed = [...states.values()].some((s) => s.status === "failed" && !s.skipped);
+      if (failed && spec.on_failure === "fail-fast" && run.failing === 0) {
+        run.failing = 1;
+        await this.db.updateTable("workflow_runs").set({ failing: 1 }).where("id", "=", runId).execute();
+        await this.stopRunning(run.org_id, runId);
+      }
+      let progressed = false;
+      for (const name of parsed.order) {
+        const state = states.get(name)!;
+        if (state.status !== "pending") continue;
+        const deps = parsed.deps[name]!;
+        if (!deps.every((d) => isTerminal(states.get(d)!.status as JobStatus))) continue;
+        await this.schedule(run, spec, name, deps, states, inputs);
+        progressed = true;
+      }
+      if (!progressed) {
+        await this.maybeFinish(run, spec, states, inputs);
+        return;
+      }
+    }
+  }
+
+  /** Folds rows into per-step state. */
+  private fold(spec: WorkflowSpec, rows: StepRow[]): Map<string, StepState> {
+    const by = groupRows(rows);
+    const out = new Map<string, StepState>();
+    for (const name of Object.keys(spec.steps)) {
+      const rs = (by.get(name) ?? []).sort((a, b) => a.idx - b.idx);
+      if (rs.length === 0) {
+        out.set(name, { status: "pending", skipped: false, outputs: {}, rows: rs });
+        continue;
+      }
+      const statuses = rs.map((r) => r.status as JobStatus);
+      const status: JobStatus = statuses.some((s) => !isTerminal(s))
+        ? statuses.some((s) => s === "running")
+          ? "running"
+          : "queued"
+        : statuses.some((s) => s === "failed")
+          ? "failed"
+          : statuses.some((s) => s === "canceled")
+            ? "canceled"
+            : "succeeded";
+      const isMatrix = spec.steps[name]!.matrix !== undefined;
+      let outputs: Record<string, unknown> = {};
+      if (isMatrix) {
+        const names = new Set(rs.flatMap((r) => Object.keys(json<Record<string, unknown>>(r.outputs, {}))));
+        for (const n of names) outputs[n] = rs.map((r) => json<Record<string, unknown>>(r.outputs, {})[n] ?? null);
+      } else outputs = json(rs[0]!.outputs, {});
+      out.set(name, { status, skipped: rs.every((r) => r.skipped === 1), outputs, rows: rs });
+    }
+    return out;
+  }
+
+  private ctxOf(states: Map<string, StepState>, inputs: Record<string, unknown>, needs: string[]): ExprContext {
+    const steps: ExprContext["steps"] = {};
+    for (const [n, s] of states) steps[n] = { status: s.skipped ? "skipped" : s.status, outputs: s.outputs };
+    return { inputs, steps, needs };
+  }
+
+  /** Decides one step whose dependencies are all finished: skip, or resolve and run it. */
+  private async schedule(run: WorkflowRunsTable, spec: WorkflowSpec, name: string, deps: string[], states: Map<string, StepState>, inputs: Record<string, unknown>): Promise<void> {
+    const step = spec.steps[name]!;
+    const ctx = this.ctxOf(states, inputs, deps);
+    const now = Date.now();
+    const base = { run_id: run.id, step: name, org_id: run.org_id, job_id: null, cache_key: null, cache_hit: 0, reused: 0, matrix_values: null, outputs: "{}", created_at: now };
+    const skip = async (why: string, skipped = 1) => {
+      await this.db.insertInto("workflow_steps").values({ ...base, idx: 0, status: "canceled", skipped, error: why, finished_at: now }).execute();
+    };
+    if (run.failing === 1) return skip(run.status === "canceled" ? "workflow canceled" : "not started: an earlier step failed (fail-fast)");
+    let runIt: boolean;
+    try {
+      if (step.if === undefined) runIt = needsOf(step).concat(deps).every((d) => ctx.steps[d]?.status === "succeeded");
+      else if (typeof step.if === "boolean") runIt = step.if;
+      else {
+        const body = /^\s*\$\{\{([\s\S]*)\}\}\s*$/.exec(step.if)?.[1] ?? step.if;
+        runIt = truthy(evaluate(parseExpression(body), ctx));
+      }
+    } catch (err) {
+      return this.failStep(base, `if: ${(err as Error).message}`);
+    }
+    if (!runIt) return skip(step.if === undefined ? "skipped: a dependency did not succeed" : "skipped: if evaluated to false");
+
+    let combos: Record<string, unknown>[] = [{}];
+    if (step.matrix) {
+      const resolved: Record<string, unknown[]> = {};
+      try {
+        for (const [k, v] of Object.entries(step.matrix)) {
+          const val = typeof v === "string" ? substitute(v, ctx) : v;
+          resolved[k] = Array.isArray(val)
+            ? val
+            : val !== null && typeof val === "object"
+              ? Object.keys(val)
+                  .sort()
+                  .map((n) => substitute((val as Record<string, unknown>)[n], ctx))
+              : [val];
+          if (resolved[k]!.length === 0) throw new ExpressionError(`matrix.${k} is empty`);
+        }
+      } catch (err) {
+        return this.failStep(base, `matrix: ${(err as Error).message}`);
+      }
+      combos = expandMatrix(resolved);
+    }
+    const subs: { idx: number; values: Record<string, unknown> | null; sub: JobSubmission; key: string | null }[] = [];
+    for (const [idx, values] of combos.entries()) {
+      let resolvedSpec: unknown;
+      try {
+        resolvedSpec = substitute(step.with, { ...ctx, matrix: values });
+      } catch (err) {
+        return this.failStep({ ...base }, `with: ${(err as Error).message}`, idx);
+      }
+      const parsedSpec = JobSpecs[step.type].safeParse(resolvedSpec);
+      if (!parsedSpec.success) {
+        return this.failStep(base, `with (resolved): ${parsedSpec.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`, idx);
+      }
+      const sub = JobSubmission.parse({
+        type: step.type,
+        spec: resolvedSpec,
+        name: `${spec.name}/${name}${step.matrix ? `[${idx}]` : ""}`,
+        ...(step.priority !== undefined ? { priority: step.priority } : {}),
+        ...(step.requirements ? { requirements: step.requirements } : {}),
+        ...(step.limits ? { limits: step.limits } : {}),
+        ...(step.retry ? { retry: step.retry } : {}),
+        ...(spec.project ? { project: spec.project } : {}),
+      }) as JobSubmission;
+      const key =
+        step.cache === false
+          ? null
+          : "sha256:" + createHash("sha256").update(canonical({ type: step.type, spec: parsedSpec.data, version: typeof step.cache === "object" ? step.cache.version : null })).digest("hex");
+      subs.push({ idx, values: step.matrix ? values : null, sub, key });
+    }
+    for (const s of subs) {
+      const row = { ...base, idx: s.idx, matrix_values: s.values === null ? null : JSON.stringify(s.values), cache_key: s.key, skipped: 0, error: null, finished_at: null };
+      if (s.key !== null && run.no_cache === 0) {
+        const hit = await this.db.selectFrom("step_cache").selectAll().where("org_id", "=", run.org_id).where("cache_key", "=", s.key).executeTakeFirst();
+        if (hit) {
+          await this.db.insertInto("workflow_steps").values({ ...row, status: "succeeded", job_id: hit.job_id, cache_hit: 1, outputs: hit.outputs, finished_at: now }).execute();
+          continue;
+        }
+        // An identical step already in flight (this run or another): wait for it instead of running it twice.
+        const twin = await this.db
+          .selectFrom("workflow_steps")
+          .select(["job_id", "status"])
+          .where("org_id", "=", run.org_id)
+          .where("cache_key", "=", s.key)
+          .where("status", "in", ["queued", "running"])
+          .where("job_id", "is not", null)
+          .executeTakeFirst();
+        if (twin?.job_id) {
+          await this.db.insertInto("workflow_steps").values({ ...row, status: twin.status, job_id: twin.job_id, cache_hit: 1 }).execute();
+          continue;
+        }
+      }
+      const { jobs } = await this.queue.submit(run.org_id, [s.sub], { workflowRunId: run.id });
+      await this.db.insertInto("workflow_steps").values({ ...row, status: "queued", job_id: jobs[0]!.id }).execute();
+    }
+    // A twin may have finished between the lookup and the insert: apply it now.
+    for (const s of subs) {
+      const r = await this.db.selectFrom("workflow_steps").select(["job_id", "status"]).where("run_id", "=", run.id).where("step", "=", name).where("idx", "=", s.idx).executeTakeFirst();
+      if (r?.job_id && (r.status === "queued" || r.status === "running")) {
+        const j = await this.db.selectFrom("jobs").select(["status", "outputs", "error"]).where("id", "=", r.job_id).executeTakeFirst();
+        if (j && isTerminal(j.status as JobStatus)) await this.applyJob(r.job_id, j.status as JobStatus, json(j.outputs, {}), json<{ message?: string } | null>(j.error, null)?.message ?? null);
+      }
+    }
+  }
+
+  private async failStep(base: Omit<StepRow, "idx" | "status" | "skipped" | "error" | "finished_at">, message: string, idx = 0): Promise<void> {
+    await this.db.insertInto("workflow_steps").values({ ...base, idx, status: "failed", skipped: 0, error: message, finished_at: Date.now() }).execute();
+  }
+
+  /** Asks every unfinished job of a run to stop. */
+  private async stopRunning(orgId: string, runId: string): Promise<void> {
+    const rows = await this.db.selectFrom("workflow_steps").select(["job_id"]).where("run_id", "=", runId).where("status", "in", ["queued", "running"]).execute();
+    for (const r of rows) {
+      if (!r.job_id) continue;
+      // A twin job shared with another live run keeps running for that run.
+      const others = await this.db
+        .selectFrom("workflow_steps")
+        .innerJoin("workflow_runs", "workflow_runs.id", "workflow_steps.run_id")
+        .select("workflow_steps.run_id")
+        .where("workflow_steps.job_id", "=", r.job_id)
+        .where("workflow_steps.run_id", "!=", runId)
+        .where("workflow_runs.failing", "=", 0)
+        .executeTakeFirst();
+      if (others) continue;
+      await this.queue.cancel(orgId, r.job_id).catch(() => {});
+    }
+  }
+
+  private async maybeFinish(run: WorkflowRunsTable, spec: WorkflowSpec, states: Map<string, StepState>, inputs: Record<string, unknown>): Promise<void> {
+    const all = [...states.values()];
+    if (all.some((s) => !isTerminal(s.status as JobStatus))) return;
+    const fresh = await this.db.selectFrom("workflow_runs").select(["status", "finished_at"]).where("id", "=", run.id).executeTakeFirstOrThrow();
+    if (isTerminal(fresh.status as JobStatus) && fresh.status !== "canceled") return;
+    let status: JobStatus;
+    if (fresh.status === "canceled") status = "canceled";
+    else if (all.some((s) => s.status === "failed")) status = "failed";
+    else if (all.some((s) => s.status === "canceled" && !s.skipped)) status = "canceled";
+    else status = "succeeded";
+    let outputs: Record<string, unknown> = {};
+    let error: string | null = null;
+    if (status === "succeeded") {
+      try {
+        outputs = substitute(spec.outputs, this.ctxOf(states, inputs, [])) as Record<string, unknown>;
+      } catch (err) {
+        status = "failed";
+        error = `outputs: ${(err as Error).message}`;
+      }
+    } else {
+      const firstFailed = [...states.entries()].find(([, s]) => s.status === "failed");
+      if (firstFailed) error = `step ${firstFailed[0]} failed${firstFailed[1].rows[0]?.error ? `: ${firstFailed[1].rows[0].error}` : ""}`;
+    }
+    await this.db
+      .updateTable("workflow_runs")
+      .set({ status, outputs: JSON.stringify(outputs), error, finished_at: fresh.finished_at ?? Date.now() })
+      .where("id", "=", run.id)
+      .execute();
+  }
+
+  // ── rendering ─────────────────────────────────────────────────────────────────────────
+
+  private async render(run: WorkflowRunsTable): Promise<WorkflowRun> {
+    const parsed = await this.spec(run);
+    const rows = await this.db.selectFrom("workflow_steps").selectAll().where("run_id", "=", run.id).execute();
+    const jobIds = rows.filter((r) => r.job_id !== null && !isTerminal(r.status as JobStatus)).map((r) => r.job_id!);
+    const live = new Map<string, { status: string; started_at: number | null }>();
+    if (jobIds.length > 0) {
+      for (const j of await this.db.selectFrom("jobs").select(["id", "status", "started_at"]).where("id", "in", jobIds).execute()) live.set(j.id, j);
+    }
+    for (const r of rows) if (r.job_id && live.has(r.job_id) && !isTerminal(r.status as JobStatus)) r.status = live.get(r.job_id)!.status;
+    const states = this.fold(parsed.spec, rows);
+    const steps: Record<string, WorkflowStepRecord> = {};
+    for (const name of parsed.order) {
+      const s = states.get(name)!;
+      const isMatrix = parsed.spec.steps[name]!.matrix !== undefined;
+      const rec: WorkflowStepRecord = {
+        status: s.status === "pending" ? "queued" : s.status,
+        job_id: isMatrix ? null : (s.rows[0]?.job_id ?? null),
+        cache_hit: s.rows.length > 0 && s.rows.every((r) => r.cache_hit === 1),
+        outputs: s.outputs,
+        needs: parsed.deps[name]!,
+        error: s.rows.find((r) => r.error !== null)?.error ?? null,
+        started_at: s.rows.length > 0 ? iso(Math.min(...s.rows.map((r) => r.created_at))) : null,
+        finished_at: s.rows.length > 0 && s.rows.every((r) => r.finished_at !== null) ? iso(Math.max(...s.rows.map((r) => r.finished_at!))) : null,
+      };
+      if (s.skipped) rec.skipped = true;
+      if (s.rows.length > 0 && s.rows.every((r) => r.reused === 1)) rec.reused = true;
+      if (isMatrix) {
+        rec.matrix = s.rows.map((r) => ({
+          index: r.idx,
+          values: json(r.matrix_values, {}),
+          status: r.status as JobStatus,
+          job_id: r.job_id,
+          cache_hit: r.cache_hit === 1,
+          outputs: json(r.outputs, {}),
+        }));
+      }
+      steps[name] = rec;
+    }
+    return {
+      id: run.id,
+      name: run.name,
+      status: run.status as WorkflowRun["status"],
+      inputs: json(run.inputs, {}),
+      outputs: json(run.outputs, {}),
+      steps,
+      resume_from: run.resume_from,
+      no_cache: run.no_cache === 1,
+      error: run.error,
+      created_at: iso(run.created_at),
+      finished_at: run.finished_at === null ? null : iso(run.finished_at),
+    };
+  }
+}
+
+function groupRows(rows: StepRow[]): Map<string, StepRow[]> {
+  const by = new Map<string, StepRow[]>();
+  for (const r of rows) {
+    const list = by.get(r.step) ?? [];
+    list.push(r);
+    by.set(r.step, list);
+  }
+  return by;
+}
