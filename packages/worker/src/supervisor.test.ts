@@ -56,6 +56,15 @@ describe("ProcessSupervisor", () => {
     expect(Number(start)).toBeGreaterThan(0);
   });
 
+  it("does not wait for a descendant that left the process group holding stdout", async () => {
+    const { proc, lines } = await run(["sh", "-c", "setsid sleep 4 & echo bye"]);
+    const t0 = Date.now();
+    const exit = await proc.exited;
+    expect(exit.code).toBe(0);
+    expect(lines.map((l) => l.line)).toEqual(["bye"]);
+    expect(Date.now() - t0).toBeLessThan(3500);
+  });
+
   it("reports a program that cannot start", async () => {
     const { proc } = await run([join(dir, "no-such-program")]);
     const exit = await proc.exited;

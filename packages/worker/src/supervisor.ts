@@ -7,6 +7,8 @@ import { parseProcStat, ProcessTreeCpu } from "./proc-usage.js";
 
 /** Longest log line shipped as one line; longer output is cut into pieces of this size. */
 const MAX_LINE = 16_384;
+/** After the process exits, how long to wait for its output pipes to close. */
+const DRAIN_MS = 2000;
 
 /** Options of {@link ProcessSupervisor.spawn}. */
 export interface SuperviseOptions {
@@ -106,11 +108,13 @@ export class ProcessSupervisor {
     this.exited = new Promise<ProcessExit>((resolve) => {
       let spawnError: Error | undefined;
       let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      let drain: NodeJS.Timeout | undefined;
       const finish = async () => {
         if (this.done) return;
         this.done = true;
         if (sampler) clearInterval(sampler);
         if (this.graceTimer) clearTimeout(this.graceTimer);
+        if (drain) clearTimeout(drain);
         const endedAt = Date.now();
         if (cpu) await cpu.sample().catch(() => undefined);
         out.end();
@@ -140,8 +144,15 @@ export class ProcessSupervisor {
         // The leader is gone; whatever it left running in its group goes with it.
         this.signalGroup("SIGKILL");
         if (cpu) cpu.sample().catch(() => undefined);
+        // `close` follows once stdout/stderr are drained, which the group kill guarantees — unless
+        // a descendant left the group (setsid) still holding them: then stop reading after a moment.
+        drain = setTimeout(() => {
+          this.child.stdout?.destroy();
+          this.child.stderr?.destroy();
+          void finish();
+        }, DRAIN_MS);
+        drain.unref();
       });
-      // `close` comes after `exit` once stdout/stderr are drained; the group kill above guarantees it.
       this.child.once("close", () => void finish());
     });
   }
