@@ -63,6 +63,7 @@ describe("ProcessSupervisor", () => {
     expect(exit.code).toBe(0);
     expect(lines.map((l) => l.line)).toEqual(["bye"]);
     expect(Date.now() - t0).toBeLessThan(3500);
+    expect(exit.wallS).toBeLessThan(1); // measured to the exit, not to the end of the wait for the pipes
   });
 
   it("reports a program that cannot start", async () => {

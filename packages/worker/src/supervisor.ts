@@ -109,13 +109,14 @@ export class ProcessSupervisor {
       let spawnError: Error | undefined;
       let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
       let drain: NodeJS.Timeout | undefined;
+      let exitedAt: number | undefined;
       const finish = async () => {
         if (this.done) return;
         this.done = true;
         if (sampler) clearInterval(sampler);
         if (this.graceTimer) clearTimeout(this.graceTimer);
         if (drain) clearTimeout(drain);
-        const endedAt = Date.now();
+        const endedAt = exitedAt ?? Date.now();
         if (cpu) await cpu.sample().catch(() => undefined);
         out.end();
         err.end();
@@ -141,6 +142,7 @@ export class ProcessSupervisor {
       });
       this.child.once("exit", (code, signal) => {
         exitInfo = { code, signal };
+        exitedAt = Date.now();
         // The leader is gone; whatever it left running in its group goes with it.
         this.signalGroup("SIGKILL");
         if (cpu) cpu.sample().catch(() => undefined);
