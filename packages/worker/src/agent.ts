@@ -623,8 +623,9 @@ export class WorkerAgent {
     for (const path of await listFiles(dir)) {
       const rel = relative(dir, path).split(sep).join("/");
       const mediaType = mediaTypeOf(rel);
-      const blob = await this.cache.upload(path, mediaType);
-      const art = await this.api.createArtifact({
+      const patience = Math.max(10_000, (this.registration?.lease_ttl_s ?? 30) * 1000);
+      const blob = await withRetries(() => this.cache.upload(path, mediaType), patience);
+      const art = await withRetries(() => this.api.createArtifact({
         name: `${job.name ?? job.id}/${rel}`,
         kind: kinds.get(rel) ?? "other",
         digest: blob.digest,
@@ -633,7 +634,7 @@ export class WorkerAgent {
         producer_job_id: job.id,
         parents,
         project: job.project,
-      });
+      }), patience);
       outputs[rel] = { digest: blob.digest, size: blob.size, media_type: mediaType, artifact_id: art.id };
     }
     return outputs;
@@ -657,6 +658,7 @@ export class WorkerAgent {
         report.kind === "complete"
           ? this.api.complete(lease.id, { outputs: report.outputs, usage: m.usage, manifest })
           : this.api.fail(lease.id, { ...report.body, usage: m.usage, manifest }),
+        Math.max(10_000, (this.registration?.lease_ttl_s ?? 30) * 1000),
       );
     } catch (err) {
       if (err instanceof ForgeError && err.code === "lease_lost") this.options.log(`lease of ${claim.job.id}#${lease.attempt} was lost before it could be reported`);
@@ -752,17 +754,22 @@ function exitOfDetails(details: unknown): { code: number | null; signal: string 
   return { code: typeof e.code === "number" ? e.code : null, signal: typeof e.signal === "string" ? e.signal : null };
 }
 
-/** Retries a report on transient failures (unreachable server, 5xx, 429): losing a completion means re-running the job. */
-async function withRetries<T>(fn: () => Promise<T>): Promise<T> {
+/**
+ * Retries a report on transient failures (unreachable server, 5xx, 429) until `forMs` has
+ * passed: losing a completion means running the job again, and a control plane that restarts
+ * within the lease TTL still honours the lease.
+ */
+async function withRetries<T>(fn: () => Promise<T>, forMs: number): Promise<T> {
+  const deadline = Date.now() + forMs;
   let delay = 250;
-  for (let attempt = 1; ; attempt++) {
+  for (;;) {
     try {
       return await fn();
     } catch (err) {
       const retryable = err instanceof ForgeError && err.retryable;
-      if (!retryable || attempt >= 6) throw err;
-      await abortableDelay(err.retryAfterS !== undefined ? err.retryAfterS * 1000 : delay);
-      delay *= 2;
+      if (!retryable || Date.now() >= deadline) throw err;
+      await abortableDelay(Math.min(err.retryAfterS !== undefined ? err.retryAfterS * 1000 : delay, Math.max(0, deadline - Date.now())));
+      delay = Math.min(delay * 2, 5000);
     }
   }
 }

@@ -376,6 +376,40 @@ describe("a worker that starts before its control plane", () => {
     }
   });
 
+  it("rides out a control-plane restart mid-job: logs are kept and the completion goes through", async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, "127.0.0.1", () => {
+        const addr = srv.address();
+        srv.close(() => resolve(typeof addr === "object" && addr ? addr.port : 0));
+      });
+    });
+    const home = join(forge.home, "restarting-server");
+    let server = await startServer({ home, port, host: "127.0.0.1", heartbeatIntervalS: 0.5 });
+    const admin = new ForgeClient({ url: server.url, apiKey: server.adminKey ?? "" });
+    const key = (await admin.createKey({ name: "restart", scopes: ["worker"] })).key ?? "";
+    const agent = new WorkerAgent({ url: server.url, apiKey: key, name: "steady-worker", gpus: 0, workdir: join(home, "work"), claimWaitS: 5 });
+    await agent.start();
+    try {
+      const job = await admin.submitJob({
+        type: "command",
+        spec: { argv: ["sh", "-c", 'for i in $(seq 1 30); do echo "line $i"; sleep 0.05; done; echo ok > "$NEXA_OUTPUTS_DIR/done.txt"'] },
+      });
+      for await (const l of admin.followLogs(job.id)) if (l.line === "line 3") break;
+      await server.close();
+      await new Promise((r) => setTimeout(r, 1000)); // the job keeps running and logging meanwhile
+      server = await startServer({ home, port, host: "127.0.0.1", heartbeatIntervalS: 0.5 });
+      const done = await waitDone(admin, job.id);
+      expect(done.status, JSON.stringify(done.error)).toBe("succeeded");
+      expect(done.attempt).toBe(1);
+      expect(Object.keys(done.outputs ?? {})).toEqual(["done.txt"]);
+      const lines = (await admin.getLogs(job.id)).map((l) => l.line).filter((l) => l.startsWith("line "));
+      expect(new Set(lines)).toEqual(new Set(Array.from({ length: 30 }, (_, i) => `line ${i + 1}`)));
+    } finally {
+      await agent.stop();
+      await server.close();
+    }
+  });
+
   it("fails at once on a key the server refuses", async () => {
     const agent = new WorkerAgent({ url: forge.url, apiKey: "nxk_not_a_real_key", gpus: 0, workdir: join(forge.home, "work-badkey") });
     await expect(agent.start()).rejects.toMatchObject({ code: "unauthenticated" });
