@@ -1,13 +1,14 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { readFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Job } from "@nexa/core";
+import type { WorkflowRun } from "@nexa/core";
 import { ForgeClient } from "@nexa/sdk";
 import { startServer } from "@nexa/server";
 import { builtinHandlers, WorkerAgent } from "@nexa/worker";
 import type { Command } from "commander";
 import pc from "picocolors";
+import YAML from "yaml";
 import { duration, elapsed, printJson, printTable, status } from "../output.js";
 
 /** The bundled example's folder (`examples/quickstart` at the repository root). */
@@ -18,14 +19,13 @@ export function quickstartDir(): string {
 /** Result of {@link runDemo}. */
 export interface DemoResult {
   ok: boolean;
-  jobs: Job[];
+  run: WorkflowRun;
   home: string;
 }
 
 /**
- * Runs the bundled example on a temporary embedded instance: a real control plane (SQLite,
- * blobs on disk) and a real local worker; a corpus-making job, then jobs that consume its
- * output by digest. Removes the instance afterwards unless `keep`.
+ * Runs the bundled quick-start workflow on a temporary embedded instance: a real control plane
+ * (SQLite, blobs on disk) and a real local worker. Removes the instance afterwards unless `keep`.
  */
 export async function runDemo(options: { keep?: boolean; say?: (line: string) => void } = {}): Promise<DemoResult> {
   const say = options.say ?? ((l: string) => process.stderr.write(l + "\n"));
@@ -36,30 +36,32 @@ export async function runDemo(options: { keep?: boolean; say?: (line: string) =>
   await agent.start();
   const client = new ForgeClient({ url: server.url, apiKey: server.adminKey! });
   const dir = quickstartDir();
-  const node = process.execPath;
   try {
-    say("1/3 make-corpus: writing a synthetic corpus");
-    const corpus = await client.submitJob({ type: "command", name: "make-corpus", project: "demo", spec: { argv: [node, join(dir, "make-corpus.mjs")] } });
-    const corpusDone = await client.waitForJob(corpus.id, 120_000);
-    if (corpusDone.status !== "succeeded") throw new Error(`make-corpus ${corpusDone.status}: ${corpusDone.error?.message ?? ""}`);
-    const digest = corpusDone.outputs!["corpus.jsonl"]!.digest;
-    say(`    corpus.jsonl → ${digest.slice(0, 23)}…`);
-    const downstream: Job[] = [];
-    say("2/3 count-words: consumes the corpus by digest");
-    downstream.push(
-      await client.submitJob({ type: "command", name: "count-words", project: "demo", spec: { argv: [node, join(dir, "count-words.mjs")], inputs: { "corpus.jsonl": digest } } }),
-    );
-    if (builtinHandlers.audit !== undefined) {
-      say("3/3 audit: quality filters, dedup and PII over the corpus");
-      downstream.push(await client.submitJob({ type: "audit", name: "audit-corpus", project: "demo", spec: { dataset: digest, steps: ["exact_dedup", "minhash", "pii"] } as never }));
-    } else {
-      say("3/3 word-count again with another project, to show parallel jobs on one worker");
-      downstream.push(await client.submitJob({ type: "command", name: "count-words-2", project: "demo-b", spec: { argv: [node, join(dir, "count-words.mjs")], inputs: { "corpus.jsonl": digest } } }));
+    const upload = async (file: string) => (await client.putBlob(new Uint8Array(await readFile(join(dir, file))), { mediaType: "text/javascript" })).digest;
+    const workflow = YAML.parse(await readFile(join(dir, "workflow.yaml"), "utf8")) as { steps: Record<string, unknown>; outputs: Record<string, string> };
+    if (builtinHandlers.audit === undefined) {
+      // This build has no audit handler: run the rest of the pipeline.
+      delete workflow.steps.audit;
+      for (const k of Object.keys(workflow.outputs)) if (workflow.outputs[k]!.includes("steps.audit")) delete workflow.outputs[k];
     }
-    const finished = await Promise.all(downstream.map((j) => client.waitForJob(j.id, 300_000)));
-    const jobs = [corpusDone, ...finished];
-    const ok = jobs.every((j) => j.status === "succeeded");
-    return { ok, jobs, home };
+    const run = await client.runWorkflow({
+      workflow: workflow as unknown as Record<string, unknown>,
+      inputs: { node: process.execPath, make_corpus: await upload("make-corpus.mjs"), count_words: await upload("count-words.mjs") },
+    });
+    say(`workflow ${run.id}: ${Object.keys(run.steps).join(" → ")}`);
+    const seen = new Set<string>();
+    const done = await client.waitForWorkflow(run.id, {
+      timeoutMs: 300_000,
+      onUpdate: (r) => {
+        for (const [name, s] of Object.entries(r.steps)) {
+          const key = `${name}:${s.status}`;
+          if (seen.has(key) || s.status === "queued") continue;
+          seen.add(key);
+          say(`  ${name.padEnd(8)} ${status(s.status)}${s.cache_hit ? pc.dim(" (cache hit)") : ""}`);
+        }
+      },
+    });
+    return { ok: done.status === "succeeded", run: done, home };
   } finally {
     await agent.stop();
     await server.close();
@@ -71,18 +73,18 @@ export async function runDemo(options: { keep?: boolean; say?: (line: string) =>
 export function registerDemoCommand(program: Command): void {
   program
     .command("demo")
-    .description("Run the bundled example end to end on a temporary embedded instance, then exit (0 when every job succeeded).")
+    .description("Run the bundled quick-start workflow end to end on a temporary embedded instance, then exit (0 when it succeeded).")
     .option("--keep", "keep the temporary instance folder")
-    .option("--json", "print the finished jobs as JSON")
+    .option("--json", "print the finished run as JSON")
     .action(async (flags: { keep?: boolean; json?: boolean }) => {
       const r = await runDemo(flags.keep ? { keep: true } : {});
-      if (flags.json) printJson({ ok: r.ok, home: r.home, jobs: r.jobs });
+      if (flags.json) printJson({ ok: r.ok, home: r.home, run: r.run });
       else {
         printTable(
-          ["job", "type", "status", "attempt", "duration", "outputs"],
-          r.jobs.map((j) => [j.name, j.type, status(j.status), j.attempt, duration(elapsed(j.started_at, j.finished_at)), Object.keys(j.outputs ?? {}).join(", ")]),
+          ["step", "status", "job", "duration", "outputs"],
+          Object.entries(r.run.steps).map(([name, s]) => [name, status(s.status), s.job_id, duration(elapsed(s.started_at ?? null, s.finished_at ?? null)), Object.keys(s.outputs).join(", ")]),
         );
-        process.stdout.write(r.ok ? pc.green("demo succeeded\n") : pc.red("demo failed\n"));
+        process.stdout.write(r.ok ? pc.green(`demo succeeded: workflow ${r.run.id}\n`) : pc.red(`demo failed: ${r.run.error ?? r.run.status}\n`));
         if (flags.keep) process.stdout.write(`instance kept at ${r.home}\n`);
       }
       process.exitCode = r.ok ? 0 : 1;

@@ -27,7 +27,13 @@ export type CheckpointPolicy = z.infer<typeof CheckpointPolicy>;
  */
 export const CommandSpec = z.strictObject({
   argv: z.array(z.string()).min(1, "argv needs at least the program to run"),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "environment variable names are [A-Za-z_][A-Za-z0-9_]*"), z.string()).optional(),
+  /** Environment variables; numbers and booleans (e.g. from workflow expressions) become strings. */
+  env: z
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "environment variable names are [A-Za-z_][A-Za-z0-9_]*"),
+      z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v)),
+    )
+    .optional(),
   inputs: JobInputs.optional(),
   checkpoint: CheckpointPolicy.optional(),
 });
