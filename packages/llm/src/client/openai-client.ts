@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { Agent, type Dispatcher, request as undiciRequest } from "undici";
+import { type Dispatcher, Pool } from "undici";
 import { LlmError } from "../errors.js";
 import { RequestCache } from "./request-cache.js";
 import { RetryPolicy, isRetryableStatus, parseRetryAfter } from "./retry-policy.js";
@@ -48,7 +48,7 @@ export interface OpenAIClientOptions {
   headers?: Record<string, string>;
   /** Aborts every request of this client. */
   signal?: AbortSignal;
-  /** HTTP dispatcher. @default an undici Agent sized to maxConcurrency */
+  /** HTTP dispatcher for the endpoint's origin. @default an undici Pool of maxConcurrency keep-alive connections */
   dispatcher?: Dispatcher;
   /** Random source for jitter, for tests. @default Math.random */
   random?: () => number;
@@ -191,7 +191,7 @@ export class OpenAIClient {
     this.ownsDispatcher = options.dispatcher === undefined;
     this.dispatcher =
       options.dispatcher ??
-      new Agent({ connections: this.options.maxConcurrency, pipelining: 1, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+      new Pool(this.origin, { connections: this.options.maxConcurrency, pipelining: 1, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
     this.onUsage = options.onUsage;
     this.signal = options.signal;
   }
@@ -276,8 +276,8 @@ export class OpenAIClient {
         } catch (e) {
           throw this.fail("invalid_response", `stream sent a non-JSON event: ${data.slice(0, 200)}`, body.model, res.status, attempts, false, e);
         }
-        const err = ErrorBody.safeParse(json);
-        if (err.success && (json as Record<string, unknown>).choices === undefined) {
+        const err = looksLikeError(json) ? ErrorBody.safeParse(json) : undefined;
+        if (err?.success) {
           throw this.fail("http_error", `stream error: ${errorMessage(err.data)}`, body.model, res.status, attempts, true);
         }
         const parsed = ChatCompletionChunk.safeParse(json);
@@ -381,8 +381,8 @@ export class OpenAIClient {
         problem = this.fail("invalid_response", `answered ${res.status} with a non-JSON body: ${text.slice(0, 200)}`, body.model, res.status, attempt, true, e);
       }
       if (!problem && res.status >= 200 && res.status < 300) {
-        const err = ErrorBody.safeParse(json);
-        if (err.success && (json as Record<string, unknown>).choices === undefined) {
+        const err = looksLikeError(json) ? ErrorBody.safeParse(json) : undefined;
+        if (err?.success) {
           problem = this.fail("http_error", `answered ${res.status} with an error body: ${errorMessage(err.data)}`, body.model, res.status, attempt, true);
         } else {
           const v = validate(json);
@@ -450,16 +450,17 @@ export class OpenAIClient {
       if (this.rpm) await this.rpm.take(1, signal);
       if (this.tpm) await this.tpm.take(estimate, signal);
       const release = await this.semaphore.acquire(signal);
-      const timeout = AbortSignal.timeout(this.options.timeoutMs);
-      const sig = signal ? AbortSignal.any([signal, timeout]) : timeout;
       this.stats.requests++;
       try {
-        const res = await undiciRequest(`${this.origin}${this.basePath}${path}`, {
+        const res = await this.dispatcher.request({
+          origin: this.origin,
+          path: `${this.basePath}${path}`,
           method: "POST",
           headers: stream ? { ...this.headers, accept: "text/event-stream" } : this.headers,
           body: JSON.stringify(body),
-          dispatcher: this.dispatcher,
-          signal: sig,
+          // Timeouts are undici's (time to headers, then idle time between body chunks): no timer
+          // per request, and for streams the idle limit is the meaningful one.
+          ...(signal ? { signal } : {}),
           headersTimeout: this.options.timeoutMs,
           bodyTimeout: this.options.timeoutMs,
         });
@@ -558,6 +559,11 @@ export class OpenAIClient {
     if (this.tpm) this.tpm.adjust(rec.prompt_tokens + rec.completion_tokens - estimate);
     this.onUsage?.(rec);
   }
+}
+
+/** An object with `error` and without `choices`: an error body (some servers send them with 200). */
+function looksLikeError(json: unknown): boolean {
+  return json !== null && typeof json === "object" && "error" in json && !("choices" in json);
 }
 
 function errorMessage(e: ErrorBody): string {

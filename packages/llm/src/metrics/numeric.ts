@@ -37,9 +37,8 @@ function pairwise(a: readonly number[], start: number, n: number): number {
  * numpySum([0.1, 0.2, 0.3]) // → 0.6000000000000001
  */
 export function numpySum(xs: readonly number[]): number {
-  // A reduction without `initial` starts from the first element and adds the pairwise sum of the rest.
-  if (xs.length === 0) return 0;
-  return xs[0]! + pairwise(xs, 1, xs.length - 1);
+  // Checked against numpy 2.4 on random arrays: the reduction is the pairwise sum of all elements from 0.
+  return pairwise(xs, 0, xs.length);
 }
 
 /** `numpy.mean` of a float64 array. */
@@ -80,31 +79,52 @@ export function perplexity(tokenLogprobs: readonly number[]): { mean_nll: number
 }
 
 /**
- * Area under the ROC curve for binary labels (ties count one half), as `sklearn.metrics.roc_auc_score`
- * up to the last ulp (sklearn integrates the curve; this counts pairs by mid-ranks).
+ * Area under the ROC curve for binary labels, as `sklearn.metrics.roc_auc_score`: the ROC points
+ * of `roc_curve(drop_intermediate=True)` integrated with numpy's trapezoid rule (numpy's pairwise
+ * sum), so values match bit for bit; tied scores count one half.
  *
  * @example
  * rocAuc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) // → 0.75
  */
 export function rocAuc(yTrue: readonly (number | boolean)[], yScore: readonly number[]): number {
   if (yTrue.length !== yScore.length) throw new RangeError("y_true and y_score differ in length");
-  const idx = yScore.map((_, i) => i).sort((a, b) => yScore[a]! - yScore[b]!);
-  let nPos = 0;
-  let rankSumPos = 0;
-  let i = 0;
-  while (i < idx.length) {
-    let j = i;
-    while (j + 1 < idx.length && yScore[idx[j + 1]!] === yScore[idx[i]!]) j++;
-    const midRank = (i + j) / 2 + 1;
-    for (let k = i; k <= j; k++) {
-      if (Number(yTrue[idx[k]!]) === 1) {
-        nPos++;
-        rankSumPos += midRank;
+  const n = yScore.length;
+  // Descending by score (sklearn: stable mergesort ascending, reversed).
+  const order = yScore.map((_, i) => i).sort((a, b) => yScore[a]! - yScore[b]! || a - b).reverse();
+  const ys = order.map((i) => (Number(yTrue[i]) === 1 ? 1 : 0));
+  const ss = order.map((i) => yScore[i]!);
+  let fps: number[] = [];
+  let tps: number[] = [];
+  let cum = 0;
+  for (let i = 0; i < n; i++) {
+    cum += ys[i]!;
+    if (i === n - 1 || ss[i + 1] !== ss[i]) {
+      tps.push(cum);
+      fps.push(1 + i - cum);
+    }
+  }
+  if (fps.length > 2) {
+    const keepF: number[] = [];
+    const keepT: number[] = [];
+    for (let i = 0; i < fps.length; i++) {
+      const edge = i === 0 || i === fps.length - 1;
+      const d2 = (a: number[]) => a[i + 1]! - a[i]! - (a[i]! - a[i - 1]!);
+      if (edge || d2(fps) !== 0 || d2(tps) !== 0) {
+        keepF.push(fps[i]!);
+        keepT.push(tps[i]!);
       }
     }
-    i = j + 1;
+    fps = keepF;
+    tps = keepT;
   }
-  const nNeg = idx.length - nPos;
-  if (nPos === 0 || nNeg === 0) throw new RangeError("ROC AUC needs both classes in y_true");
-  return (rankSumPos - (nPos * (nPos + 1)) / 2) / (nPos * nNeg);
+  fps.unshift(0);
+  tps.unshift(0);
+  const fLast = fps[fps.length - 1]!;
+  const tLast = tps[tps.length - 1]!;
+  if (fLast === 0 || tLast === 0) throw new RangeError("ROC AUC needs both classes in y_true");
+  const fpr = fps.map((v) => v / fLast);
+  const tpr = tps.map((v) => v / tLast);
+  const terms: number[] = [];
+  for (let i = 0; i + 1 < fpr.length; i++) terms.push(((fpr[i + 1]! - fpr[i]!) * (tpr[i + 1]! + tpr[i]!)) / 2.0);
+  return numpySum(terms);
 }

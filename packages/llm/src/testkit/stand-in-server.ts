@@ -151,9 +151,9 @@ export class StandInServer {
 
   /** Starts a server; resolves once it listens. */
   static async start(options: StandInOptions = {}): Promise<StandInServer> {
-    let self: StandInServer | undefined;
+    const holder: { self?: StandInServer } = {};
     const server = createServer((req, res) => {
-      void self!.handle(req, res);
+      void holder.self!.handle(req, res);
     });
     server.keepAliveTimeout = 60_000;
     server.headersTimeout = 65_000;
@@ -162,10 +162,11 @@ export class StandInServer {
       server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
     });
     const port = (server.address() as AddressInfo).port;
-    self = new StandInServer(server, port, options);
+    const self = new StandInServer(server, port, options);
+    holder.self = self;
     server.on("connection", (s) => {
-      self!.sockets.add(s);
-      s.on("close", () => self!.sockets.delete(s));
+      self.sockets.add(s);
+      s.on("close", () => self.sockets.delete(s));
     });
     return self;
   }
