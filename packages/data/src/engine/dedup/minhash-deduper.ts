@@ -20,11 +20,47 @@ export const MinHashOptions = z.strictObject({
 });
 export type MinHashOptions = z.input<typeof MinHashOptions>;
 
+const encoder = new TextEncoder();
+
+/** Insertion-ordered set of 64-bit values given as (hi, lo) pairs: open addressing, exact. */
+class HashSet64 {
+  readonly hi: Uint32Array;
+  readonly lo: Uint32Array;
+  size = 0;
+  private readonly slots: Int32Array;
+  private readonly mask: number;
+
+  constructor(capacity: number) {
+    this.hi = new Uint32Array(Math.max(1, capacity));
+    this.lo = new Uint32Array(Math.max(1, capacity));
+    let cap = 16;
+    while (cap < 2 * capacity) cap <<= 1;
+    this.slots = new Int32Array(cap).fill(-1);
+    this.mask = cap - 1;
+  }
+
+  add(hi: number, lo: number): void {
+    let p = (lo ^ Math.imul(hi, 0x9e3779b1)) & this.mask;
+    for (;;) {
+      const s = this.slots[p]!;
+      if (s === -1) {
+        this.slots[p] = this.size;
+        this.hi[this.size] = hi;
+        this.lo[this.size] = lo;
+        this.size++;
+        return;
+      }
+      if (this.hi[s] === hi && this.lo[s] === lo) return;
+      p = (p + 1) & this.mask;
+    }
+  }
+}
+
 type Xxhash = Awaited<ReturnType<typeof xxhashWasm>>;
 let xxhashPromise: Promise<Xxhash> | undefined;
 
-/** The 64-bit hash of a shingle as [high 32 bits, low 32 bits]. */
-type ShingleHasher = (shingle: string) => [number, number];
+/** Hashes the UTF-8 bytes of a shingle to 64 bits, written to `out` as [high 32 bits, low 32 bits]. */
+type ShingleHasher = (bytes: Uint8Array, out: Uint32Array) => void;
 
 /**
  * datatrove's MinHash signatures: shingles are word n-grams (spaCy English words of
@@ -65,38 +101,57 @@ export class MinHasher {
     let hasher: ShingleHasher;
     if (o.hash_fc === "xxhash") {
       const xx = await (xxhashPromise ??= xxhashWasm());
-      const enc = new TextEncoder();
-      hasher = (s) => {
-        const h = xx.h64Raw(enc.encode(s), 0n);
-        return [Number(h >> 32n), Number(h & 0xffffffffn)];
+      const b64 = new BigUint64Array(1);
+      const u32 = new Uint32Array(b64.buffer);
+      const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+      hasher = (bytes, out) => {
+        b64[0] = xx.h64Raw(bytes, 0n);
+        out[0] = littleEndian ? u32[1]! : u32[0]!;
+        out[1] = littleEndian ? u32[0]! : u32[1]!;
       };
     } else {
-      hasher = (s) => {
-        const d = createHash("sha1").update(s, "utf8").digest();
-        return [d.readUInt32LE(4), d.readUInt32LE(0)];
+      hasher = (bytes, out) => {
+        const d = createHash("sha1").update(bytes).digest();
+        out[0] = d.readUInt32LE(4);
+        out[1] = d.readUInt32LE(0);
       };
     }
     return new MinHasher(o, hasher, tokenizer);
   }
 
-  /** Shingle hashes of a text (deduplicated: the minimum over a set equals that over the list) and their count with repeats. */
+  /**
+   * Shingle hashes of a text, deduplicated (the minimum over a set equals that over the list),
+   * and the number of shingles with repeats (datatrove's `n_shingles`).
+   */
   shingles(text: string): { hi: Uint32Array; lo: Uint32Array; count: number } {
     const n = this.options.n_grams;
     const words = this.tokenizer.words(simplifyText(text));
     const count = Math.max(0, words.length - n + 1);
-    const seen = new Set<string>();
-    const hi: number[] = [];
-    const lo: number[] = [];
-    for (let i = 0; i < count; i++) {
-      let s = words[i]!;
-      for (let j = 1; j < n; j++) s += " " + words[i + j]!;
-      if (seen.has(s)) continue;
-      seen.add(s);
-      const [h, l] = this.hasher(s);
-      hi.push(h);
-      lo.push(l);
+    const bytes: Uint8Array[] = new Array(words.length);
+    const cache = new Map<string, Uint8Array>();
+    let maxLen = 0;
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i]!;
+      let b = cache.get(w);
+      if (b === undefined) cache.set(w, (b = encoder.encode(w)));
+      bytes[i] = b;
+      if (b.length > maxLen) maxLen = b.length;
     }
-    return { hi: Uint32Array.from(hi), lo: Uint32Array.from(lo), count };
+    const buf = new Uint8Array(n * (maxLen + 1));
+    const set = new HashSet64(count);
+    const h = new Uint32Array(2);
+    for (let i = 0; i < count; i++) {
+      let pos = 0;
+      for (let j = 0; j < n; j++) {
+        if (j > 0) buf[pos++] = 0x20;
+        const b = bytes[i + j]!;
+        buf.set(b, pos);
+        pos += b.length;
+      }
+      this.hasher(buf.subarray(0, pos), h);
+      set.add(h[0]!, h[1]!);
+    }
+    return { hi: set.hi.subarray(0, set.size), lo: set.lo.subarray(0, set.size), count };
   }
 
   /**
@@ -126,14 +181,13 @@ export class MinHasher {
       for (let i = 0; i < sh.length; i++) {
         const xh = sh[i]!;
         const xl = sl[i]!;
-        // low 64 bits of x * a
+        // low 64 bits of x * a: 32×32→64 of the low words from 16-bit halves, cross terms with imul
         const x0 = xl & 0xffff;
         const x1 = xl >>> 16;
-        const mid = x0 * a1 + x1 * a0;
-        const loFull = x0 * a0 + (mid % 65536) * 65536;
-        const carry = loFull >= 4294967296 ? 1 : 0;
-        let pl = loFull >>> 0;
-        let ph = (x1 * a1 + Math.floor(mid / 65536) + carry + Math.imul(xh, al) + Math.imul(xl, ah)) >>> 0;
+        const hiLo = x1 * a0;
+        const cross = ((x0 * a0) >>> 16) + (hiLo & 0xffff) + x0 * a1;
+        let pl = Math.imul(xl, al) >>> 0;
+        let ph = ((hiLo >>> 16) + (cross >>> 16) + x1 * a1 + Math.imul(xh, al) + Math.imul(xl, ah)) >>> 0;
         // + b, modulo 2^64
         const sumLo = pl + bl;
         pl = sumLo >>> 0;

@@ -71,6 +71,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const kept = await RecordWriter.open(keptPath);
   const removed = await RecordWriter.open(removedPath);
   const spools: string[] = [];
+  const spoolWriters: RecordWriter[] = [];
   const executors: DocExecutor[] = [];
   const stats: StepReport[] = built.map((s, i) => ({ name: s.name, type: resolved[i]!.type, docs_in: 0, docs_out: 0, bytes_in: 0, bytes_out: 0, edited: 0, drops: {}, counts: {}, time_ms: 0, mb_per_s: 0 }));
   const stepIndex = new Map(built.map((s, i) => [s, i]));
@@ -106,6 +107,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
       const spoolPath = seg.global ? join(options.outDir, `.audit-spool-${si}-${process.pid}.jsonl`) : null;
       const spool = spoolPath ? await RecordWriter.open(spoolPath) : null;
       if (spoolPath) spools.push(spoolPath);
+      if (spool) spoolWriters.push(spool);
       const index = seg.global ? new MinHashIndex(seg.global.hasher.options.num_buckets, seg.global.hasher.options.hashes_per_bucket) : null;
       const spoolIds: string[] = [];
 
@@ -220,6 +222,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     await Promise.all(executors.map((x) => x.close().catch(() => {})));
     await kept.abort();
     await removed.abort();
+    for (const w of spoolWriters) await w.abort();
     for (const s of spools) await rm(s, { force: true });
     throw e;
   }

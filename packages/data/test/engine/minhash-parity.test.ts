@@ -1,0 +1,167 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { MinHasher, MinHashIndex, NumpyRandomState, SeededRandom } from "../../src/engine/index.js";
+import { bigints, fixturePath, loadSample } from "./fixtures.js";
+
+const docs = loadSample();
+const toBig = (sig: Uint32Array): bigint[] => {
+  const out: bigint[] = [];
+  for (let k = 0; k < sig.length; k += 2) out.push((BigInt(sig[k]!) << 32n) | BigInt(sig[k + 1]!));
+  return out;
+};
+
+async function dedup(hashFc: "xxhash" | "sha1"): Promise<{ removed: string[]; clusters: string[] }> {
+  const mh = await MinHasher.create({ hash_fc: hashFc });
+  const index = new MinHashIndex(14, 8);
+  docs.forEach((d, i) => {
+    const s = mh.signature(d.text);
+    if (s) index.add(i, s);
+  });
+  const { removedBy, clusters } = index.clusters();
+  return {
+    removed: [...removedBy.keys()].map((i) => docs[i]!.id).sort(),
+    clusters: clusters.map((c) => `${docs[c.kept]!.id} <= ${c.removed.map((i) => docs[i]!.id).sort().join(",")}`).sort(),
+  };
+}
+
+function goldenClusters(file: string): string[] {
+  return readFileSync(fixturePath(file), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as { kept: string[]; removed: string[] })
+    .map((c) => `${c.kept[0]} <= ${[...c.removed].sort().join(",")}`)
+    .sort();
+}
+
+describe("MinHash parity with datatrove (default MinhashConfig)", () => {
+  it("regenerates datatrove's 112 a/b permutation parameters from seed 1 (numpy RandomState)", () => {
+    const raw = readFileSync(fixturePath("minhash_params.json"), "utf8");
+    const a = bigints(raw.match(/"a": \[([^\]]*)\]/)![1]!);
+    const b = bigints(raw.match(/"b": \[([^\]]*)\]/)![1]!);
+    const rs = new NumpyRandomState(1);
+    const M = (1n << 61n) - 1n;
+    expect(rs.randintUint64(1n, M, 112)).toEqual(a);
+    expect(rs.randintUint64(0n, M, 112)).toEqual(b);
+  });
+
+  it("computes every document's 14×8 signature and shingle count exactly as datatrove", async () => {
+    const mh = await MinHasher.create();
+    const lines = readFileSync(fixturePath("golden_minhash_signatures.jsonl"), "utf8").trim().split("\n");
+    const byId = new Map(docs.map((d) => [d.id, d.text]));
+    let exact = 0;
+    for (const line of lines) {
+      const id = (JSON.parse(line) as { id: string }).id;
+      const n = Number(line.match(/"n_shingles": (\d+)/)![1]);
+      const text = byId.get(id)!;
+      const sig = mh.signature(text);
+      if (n === 0) {
+        expect(sig, id).toBeNull();
+        exact++;
+        continue;
+      }
+      const want = bigints(line.slice(line.indexOf('"signature"')));
+      expect(mh.shingles(text).count, id).toBe(n);
+      expect(toBig(sig!), id).toEqual(want);
+      exact++;
+    }
+    expect(exact).toBe(589);
+  });
+
+  it("removes the same 29 documents in the same 19 clusters, with the same kept representative (xxhash)", async () => {
+    const r = await dedup("xxhash");
+    const want = readFileSync(fixturePath("golden_minhash_removed.txt"), "utf8").trim().split("\n").sort();
+    expect(want).toHaveLength(29);
+    expect(r.removed).toEqual(want);
+    expect(r.clusters).toEqual(goldenClusters("golden_minhash_clusters.jsonl"));
+  });
+
+  it("matches FineWeb's sha1 hashing too (25 removed)", async () => {
+    const r = await dedup("sha1");
+    const want = readFileSync(fixturePath("golden_minhash_removed_sha1.txt"), "utf8").trim().split("\n").sort();
+    expect(r.removed).toEqual(want);
+    expect(r.clusters).toEqual(goldenClusters("golden_minhash_clusters_sha1.jsonl"));
+  });
+});
+
+/** Two sets of random 64-bit shingle hashes with Jaccard exactly `inter / (2 * size - inter)`. */
+function pairWithJaccard(rng: SeededRandom, size: number, inter: number): [Uint32Array, Uint32Array, Uint32Array, Uint32Array] {
+  const total = 2 * size - inter;
+  const hi = Uint32Array.from({ length: total }, () => rng.nextUint32());
+  const lo = Uint32Array.from({ length: total }, () => rng.nextUint32());
+  // a = [0, size), b = [size - inter, total)
+  return [hi.subarray(0, size), lo.subarray(0, size), hi.subarray(size - inter), lo.subarray(size - inter)];
+}
+
+describe("MinHash LSH candidate probability", () => {
+  const golden = JSON.parse(readFileSync(fixturePath("golden_minhash_probability.json"), "utf8")) as {
+    name: string;
+    input: { bands: number; rows: number; s: number[] };
+    expected: { probability: number[] };
+  }[];
+  const g = golden.find((x) => x.name === "lsh_candidate_probability:b=14,r=8")!;
+
+  it("1 − (1 − s^r)^b holds for the measured band-collision rate (b=14, r=8)", async () => {
+    const mh = await MinHasher.create();
+    const rng = new SeededRandom(7);
+    const trials = 200;
+    const size = 100;
+    for (let k = 0; k < g.input.s.length; k++) {
+      const s = g.input.s[k]!;
+      // |A∩B| / |A∪B| = s with |A| = |B| = size  →  inter = 2·size·s / (1 + s)
+      const inter = Math.round((2 * size * s) / (1 + s));
+      const exactS = inter / (2 * size - inter);
+      let hits = 0;
+      for (let t = 0; t < trials; t++) {
+        const [ah, al, bh, bl] = pairWithJaccard(rng, size, inter);
+        const sa = mh.signatureOf(ah, al);
+        const sb = mh.signatureOf(bh, bl);
+        let collide = false;
+        for (let band = 0; band < 14 && !collide; band++) {
+          let eq = true;
+          for (let w = band * 16; w < band * 16 + 16; w++) if (sa[w] !== sb[w]) eq = false;
+          collide = eq;
+        }
+        if (collide) hits++;
+      }
+      const expected = 1 - (1 - exactS ** 8) ** 14;
+      // The golden value is at the nominal s; the planted pair's s differs by rounding only.
+      expect(Math.abs(expected - g.expected.probability[k]!)).toBeLessThan(0.03);
+      const sd = Math.sqrt((expected * (1 - expected)) / trials);
+      expect(Math.abs(hits / trials - expected), `s=${s}`).toBeLessThanOrEqual(4 * sd + 0.01);
+    }
+  });
+
+  it("finds planted near-duplicates with precision and recall ≥ 0.95", async () => {
+    const mh = await MinHasher.create();
+    const rng = new SeededRandom(11);
+    const vocab = Array.from({ length: 5000 }, (_, i) => `w${i.toString(36)}`);
+    const texts: string[] = [];
+    const truth = new Set<string>();
+    for (let d = 0; d < 60; d++) {
+      const words = Array.from({ length: 300 }, () => vocab[rng.int(vocab.length)]!);
+      const base = texts.length;
+      texts.push(words.join(" "));
+      // near duplicate: 1 word in 100 replaced (5-gram Jaccard ≈ 0.9) → should be found
+      const near = words.map((w) => (rng.next() < 0.01 ? vocab[rng.int(vocab.length)]! : w));
+      texts.push(near.join(" "));
+      truth.add(`${base}-${base + 1}`);
+      // distant: 1 word in 8 replaced (Jaccard ≈ 0.35) → should not be found
+      const far = words.map((w) => (rng.next() < 0.125 ? vocab[rng.int(vocab.length)]! : w));
+      texts.push(far.join(" "));
+    }
+    const index = new MinHashIndex(14, 8);
+    texts.forEach((t, i) => index.add(i, mh.signature(t)!));
+    const { clusters } = index.clusters();
+    const found = new Set<string>();
+    for (const c of clusters) {
+      const members = [c.kept, ...c.removed].sort((a, b) => a - b);
+      for (let i = 0; i < members.length; i++) for (let j = i + 1; j < members.length; j++) found.add(`${members[i]}-${members[j]}`);
+    }
+    const tp = [...found].filter((p) => truth.has(p)).length;
+    const precision = found.size === 0 ? 0 : tp / found.size;
+    const recall = tp / truth.size;
+    console.log(`planted near-duplicates: precision ${precision.toFixed(3)}, recall ${recall.toFixed(3)}`);
+    expect(precision).toBeGreaterThanOrEqual(0.95);
+    expect(recall).toBeGreaterThanOrEqual(0.95);
+  });
+});
