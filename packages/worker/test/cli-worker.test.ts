@@ -49,7 +49,7 @@ describe("nexa worker as a process", () => {
   });
   afterAll(async () => {
     await forge?.close();
-    await rm(join(bundleDir(), "cli"), { recursive: true, force: true });
+    await rm(bundleDir(), { recursive: true, force: true });
   });
 
   it("reads the local credentials file, runs jobs, and exits 0 on SIGTERM after deregistering", async () => {
