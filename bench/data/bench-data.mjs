@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+// Data-engine benchmark: MB/s per core for each filter, MinHash signatures and the full FineWeb
+// pipeline, at 1 and 2 threads, next to datatrove's figures on the same corpus sample.
+//
+//   npm run build && node bench/data/bench-data.mjs [--corpus file.jsonl] [--json out.json]
+//   node bench/data/bench-data.mjs --rss-gb 2      # also: generate a 2 GB corpus, run the full pipeline, report peak RSS
+//
+// The peer: datatrove is not installable from this machine's package mirror, so its figures are
+// the anchors recorded on this machine class (shared/fixtures/data/RESULTS.md, "sample MB/s"
+// column, 589-doc sample, one process), not measured in this run. Our numbers are from this run.
+import { createWriteStream, readFileSync, statSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir, cpus } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { spawnSync } from "node:child_process";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const E = await import(join(root, "packages/data/dist/engine/index.js"));
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+const corpus = opt("corpus", join(root, "packages/data/test/fixtures/datatrove/corpus_sample.jsonl"));
+const jsonOut = opt("json");
+const rssGb = Number(opt("rss-gb", "0"));
+
+// datatrove 0.10.0 on the 589-doc sample (3.70 MB), one process: RESULTS.md §2 "sample MB/s", §3 stage 1 (3.70 MB / 7.20 s).
+const ANCHOR = {
+  gopher_quality: 0.396,
+  gopher_repetition: 0.385,
+  c4: 0.322,
+  c4_default: 1.218,
+  fineweb: 1.359,
+  minhash_signatures: 3.7 / 7.2,
+  fineweb_chain: 0.299,
+  full_pipeline: 1 / (1 / 0.299 + 7.24 / 3.7), // chain + MinHash (all four stages) run back to back
+};
+
+const docs = readFileSync(corpus, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+const mb = docs.reduce((a, d) => a + Buffer.byteLength(d.text), 0) / 1e6;
+const rows = [];
+const row = (what, threads, seconds, anchor) => {
+  const mbs = mb / seconds;
+  const perCore = mbs / threads;
+  rows.push({ what, threads, seconds, mb_per_s: mbs, mb_per_s_per_core: perCore, datatrove_mb_per_s: anchor ?? null, ratio_per_core: anchor ? perCore / anchor : null });
+};
+
+// 1. Filters in process (cold tokenizer cache for each filter, as a fresh process would have).
+const filters = {
+  gopher_quality: (s) => new E.GopherQualityFilter({}, s),
+  gopher_repetition: (s) => new E.GopherRepetitionFilter({}, s),
+  c4: (s) => new E.C4QualityFilter(E.C4_FINEWEB_PRESET, s),
+  c4_default: (s) => new E.C4QualityFilter({}, s, "c4_default"),
+  fineweb: (s) => new E.FineWebQualityFilter({}, s),
+};
+for (const [name, make] of Object.entries(filters)) {
+  const f = make(new E.WordSplitter(new E.SpacyEnglishTokenizer()));
+  const t0 = performance.now();
+  for (const d of docs) f.apply(d.text);
+  row(`${name} (in process)`, 1, (performance.now() - t0) / 1000, ANCHOR[name]);
+}
+{
+  const mh = await E.MinHasher.create({}, new E.SpacyEnglishTokenizer());
+  const t0 = performance.now();
+  for (const d of docs) mh.signature(d.text);
+  row("minhash signatures (in process)", 1, (performance.now() - t0) / 1000, ANCHOR.minhash_signatures);
+}
+
+// 2. Through the audit pipeline (read JSONL, run, write kept/removed/report), 1 and 2 threads.
+const out = await mkdtemp(join(tmpdir(), "nexa-bench-"));
+for (const threads of [1, 2]) {
+  for (const [label, config, anchor] of [
+    ["gopher_quality", { steps: ["gopher_quality"] }, ANCHOR.gopher_quality],
+    ["gopher_repetition", { steps: ["gopher_repetition"] }, ANCHOR.gopher_repetition],
+    ["c4 (FineWeb settings)", { steps: ["c4"], preset: "fineweb" }, ANCHOR.c4],
+    ["fineweb", { steps: ["fineweb"] }, ANCHOR.fineweb],
+    ["minhash (all stages)", { steps: ["minhash"] }, 3.7 / 7.24],
+    ["fineweb chain (4 filters)", { steps: ["gopher_repetition", "gopher_quality", "c4", "fineweb"] }, ANCHOR.fineweb_chain],
+    ["full pipeline (fineweb preset + MinHash)", { preset: "fineweb" }, ANCHOR.full_pipeline],
+  ]) {
+    const r = await E.runAudit({ input: corpus, outDir: join(out, `${threads}-${label.replace(/\W+/g, "_")}`), config: { ...config, threads } });
+    row(`${label} (pipeline)`, threads, r.wall_ms / 1000, anchor);
+  }
+}
+
+const load = (() => {
+  try {
+    return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "n/a";
+  }
+})();
+console.log(`corpus ${corpus}: ${docs.length} docs, ${mb.toFixed(2)} MB of text; ${cpus().length} CPUs, load average ${load}`);
+console.log("peer: datatrove 0.10.0 recorded anchor (not installable here, not measured in this run)\n");
+const w = [44, 3, 8, 9, 13, 10, 8];
+console.log(["what", "thr", "seconds", "MB/s", "MB/s per core", "datatrove", "ratio"].map((h, i) => (i ? h.padStart(w[i]) : h.padEnd(w[i]))).join("  "));
+for (const r of rows) {
+  console.log(
+    [r.what.padEnd(w[0]), String(r.threads).padStart(w[1]), r.seconds.toFixed(2).padStart(w[2]), r.mb_per_s.toFixed(2).padStart(w[3]), r.mb_per_s_per_core.toFixed(2).padStart(w[4]), (r.datatrove_mb_per_s?.toFixed(3) ?? "-").padStart(w[5]), (r.ratio_per_core ? `${r.ratio_per_core.toFixed(1)}x` : "-").padStart(w[6])].join("  "),
+  );
+}
+
+let rss = null;
+if (rssGb > 0) {
+  // Generate a corpus of rssGb GB from the sample's vocabulary (new texts, so caches and dedup see
+  // realistic variety), then run the full pipeline in a child process and read its peak RSS.
+  const path = join(out, "big.jsonl");
+  const vocab = [...new Set(docs.flatMap((d) => d.text.split(/\s+/)).filter(Boolean))];
+  const ws = createWriteStream(path);
+  let written = 0;
+  let i = 0;
+  let seed = 12345;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+  while (written < rssGb * 1e9) {
+    const lines = [];
+    const n = 200 + Math.floor(rnd() * 800);
+    for (let s = 0; s < n / 12; s++) {
+      const words = [];
+      for (let k = 0; k < 12; k++) words.push(vocab[Math.floor(rnd() * vocab.length)]);
+      lines.push(words.join(" ") + ".");
+    }
+    const line = JSON.stringify({ id: `g${i++}`, text: lines.join("\n") }) + "\n";
+    written += line.length;
+    if (!ws.write(line)) await new Promise((r) => ws.once("drain", r));
+  }
+  await new Promise((r) => ws.end(r));
+  const script = `const E = await import(${JSON.stringify(join(root, "packages/data/dist/engine/index.js"))});
+const r = await E.runAudit({ input: ${JSON.stringify(path)}, outDir: ${JSON.stringify(join(out, "big-out"))}, config: { preset: "fineweb", threads: 2 } });
+console.log(JSON.stringify({ docs: r.docs_in, mb: r.bytes_in / 1e6, wall_s: r.wall_ms / 1000, max_rss_mb: process.resourceUsage().maxRSS / 1024 }));`;
+  const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", maxBuffer: 1 << 26 });
+  if (child.status !== 0) throw new Error(`big run failed: ${child.stderr}`);
+  rss = JSON.parse(child.stdout.trim().split("\n").at(-1));
+  console.log(`\n${rssGb} GB generated corpus (${(statSync(path).size / 1e9).toFixed(2)} GB file), full pipeline, 2 threads: ${rss.docs} docs in ${rss.wall_s.toFixed(0)} s, peak RSS ${rss.max_rss_mb.toFixed(0)} MB (main thread + workers)`);
+}
+await rm(out, { recursive: true, force: true });
+if (jsonOut) {
+  const { writeFileSync } = await import("node:fs");
+  writeFileSync(jsonOut, JSON.stringify({ corpus, mb, load, rows, rss }, null, 2));
+}
