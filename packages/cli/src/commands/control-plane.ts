@@ -1,6 +1,6 @@
 import { join } from "node:path";
-import { migrate, openBackend, resolveServerOptions, startServer, type RunningServer, type ServerOptions } from "@nexa/server";
-import { WorkerAgent } from "@nexa/worker";
+import type { RunningServer, ServerOptions } from "@nexa/server";
+import type { WorkerAgent } from "@nexa/worker";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { parseAccepts, parseGpus, parseLabels } from "./worker.js";
@@ -101,9 +101,12 @@ export function registerControlPlaneCommands(program: Command): void {
       .option("--accepts <types>", "job types the local worker runs")
       .option("--no-worker", "start no local worker"),
   ).action(async (flags: UpFlags) => {
+    // Heavy modules load only for the commands that need them, so `nexa jobs list` starts fast.
+    const { startServer } = await import("@nexa/server");
+    const { WorkerAgent } = await import("@nexa/worker");
     const server = await startServer(serverOptionsFrom(flags));
     announce(server);
-    let agent: WorkerAgent | undefined;
+    let agent: InstanceType<typeof WorkerAgent> | undefined;
     if (flags.worker !== false) {
       const accepts = parseAccepts(flags.accepts);
       agent = new WorkerAgent({
@@ -127,6 +130,7 @@ export function registerControlPlaneCommands(program: Command): void {
   });
 
   addServerOptions(program.command("server").description("Start the control plane alone; attach workers with `nexa worker`.")).action(async (flags: ServerFlags) => {
+    const { startServer } = await import("@nexa/server");
     const server = await startServer(serverOptionsFrom(flags));
     announce(server);
     const sig = await untilSignal();
@@ -141,6 +145,7 @@ export function registerControlPlaneCommands(program: Command): void {
     .option("--database-url <url>", "sqlite:<path> or postgres://… (env NEXA_DATABASE_URL)")
     .option("--json", "print JSON")
     .action(async (flags: { home?: string; databaseUrl?: string; json?: boolean }) => {
+      const { migrate, openBackend, resolveServerOptions } = await import("@nexa/server");
       const o = resolveServerOptions({ ...(flags.home ? { home: flags.home } : {}), ...(flags.databaseUrl ? { databaseUrl: flags.databaseUrl } : {}) });
       const backend = openBackend(o.databaseUrl);
       try {

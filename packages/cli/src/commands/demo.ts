@@ -4,8 +4,6 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { WorkflowRun } from "@nexa/core";
 import { ForgeClient } from "@nexa/sdk";
-import { startServer } from "@nexa/server";
-import { builtinHandlers, WorkerAgent } from "@nexa/worker";
 import type { Command } from "commander";
 import pc from "picocolors";
 import YAML from "yaml";
@@ -29,6 +27,8 @@ export interface DemoResult {
  */
 export async function runDemo(options: { keep?: boolean; say?: (line: string) => void } = {}): Promise<DemoResult> {
   const say = options.say ?? ((l: string) => process.stderr.write(l + "\n"));
+  const { startServer } = await import("@nexa/server");
+  const { builtinHandlers, WorkerAgent } = await import("@nexa/worker");
   const home = await mkdtemp(join(tmpdir(), "nexa-demo-"));
   const server = await startServer({ home, port: 0, rateLimitRps: 0 });
   say(`${pc.bold("nexa demo")}: control plane at ${server.url} (home ${home})`);

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { JobType } from "@nexa/core";
-import { WorkerAgent, type GpuOption, type WorkerAgentOptions } from "@nexa/worker";
+import type { GpuOption, WorkerAgentOptions } from "@nexa/worker";
 import type { Command } from "commander";
 
 /** What `nexa worker` accepts on its command line (commander's parsed options). */
@@ -126,6 +126,8 @@ export async function runWorker(flags: WorkerCliFlags, io: { out?: (line: string
     throw new Error(`no API key for ${options.url}: pass --api-key or set NEXA_API_KEY (a key with the worker scope: nexa keys create --scopes worker)`);
   }
   say(`connecting to ${options.url} (key from ${keySource})`);
+  // Loaded here, not at the top, so other commands start without the worker's dependencies.
+  const { WorkerAgent } = await import("@nexa/worker");
   const agent = new WorkerAgent({ ...options, log: say });
   await agent.start();
   let signals = 0;
