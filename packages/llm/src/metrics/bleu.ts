@@ -1,3 +1,4 @@
+import { exactExp, exactLog } from "./exact-math.js";
 import { type Counter, countItems } from "./counter.js";
 import { pyFormatFixed, pyLower, pyRstrip, pySplit } from "./python-text.js";
 import { tokenize13a, tokenizeNone } from "./tokenizer-13a.js";
@@ -137,7 +138,7 @@ export function bleuSegmentStats(hypothesis: string, references: readonly string
 }
 
 function myLog(x: number): number {
-  return x === 0 ? -9999999999 : Math.log(x);
+  return x === 0 ? -9999999999 : exactLog(x);
 }
 
 /** sacrebleu's `BLEU.compute_bleu` from summed statistics. */
@@ -151,7 +152,7 @@ export function bleuFromStats(stats: readonly number[], options: BleuOptions = {
   const smoothValue = o.smooth_value ?? SMOOTH_DEFAULTS[o.smooth_method] ?? 0;
 
   let bp = 1.0;
-  if (sysLen < refLen) bp = sysLen > 0 ? Math.exp(1 - refLen / sysLen) : 0.0;
+  if (sysLen < refLen) bp = sysLen > 0 ? exactExp(1 - refLen / sysLen) : 0.0;
   const precisions = new Array<number>(N).fill(0);
   let score: number;
   if (!correct.some((c) => c !== 0)) {
@@ -180,7 +181,7 @@ export function bleuFromStats(stats: readonly number[], options: BleuOptions = {
     // Python's sum() adds left to right from 0; keep that order for bit-identical results.
     let logSum = 0;
     for (let i = 0; i < effOrder; i++) logSum += myLog(precisions[i]!);
-    score = bp * Math.exp(logSum / effOrder);
+    score = bp * exactExp(logSum / effOrder);
   }
   const ratio = refLen ? sysLen / refLen : 0;
   const signature = bleuSignature(o, numRefs);

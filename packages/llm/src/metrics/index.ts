@@ -7,3 +7,4 @@ export * from "./squad.js";
 export * from "./rouge.js";
 export * from "./classification.js";
 export * from "./numeric.js";
+export * from "./exact-math.js";

@@ -1,3 +1,4 @@
+import { exactExp } from "./exact-math.js";
 /**
  * Summation and order statistics with the exact operation order of the reference libraries,
  * so results match to the last bit rather than "approximately".
@@ -75,7 +76,7 @@ export function perplexity(tokenLogprobs: readonly number[]): { mean_nll: number
   let s = 0;
   for (const lp of tokenLogprobs) s += -lp;
   const meanNll = s / tokenLogprobs.length;
-  return { mean_nll: meanNll, perplexity: Math.exp(meanNll) };
+  return { mean_nll: meanNll, perplexity: exactExp(meanNll) };
 }
 
 /**
