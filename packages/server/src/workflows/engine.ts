@@ -31,6 +31,10 @@ import type { WorkflowRunsTable, WorkflowStepsTable } from "../store/schema.js";
 
 type StepRow = WorkflowStepsTable;
 
+/** Values per `IN (…)` list and rows per multi-row insert: well under SQLite's 32,766 bound parameters. */
+const IN_CHUNK = 500;
+const INSERT_CHUNK = 200;
+
 /** A step's state folded over its matrix instances. */
 interface StepState {
   status: JobStatus | "pending";
@@ -186,13 +190,29 @@ export class WorkflowEngine {
 
   private async onJobFinished(job: Job, _orgId: string): Promise<void> {
     if (this.stopped) return;
-    const runs = await this.applyJob(job.id, job.status, job.outputs ?? {}, job.error?.message ?? null);
-    await Promise.all(runs.map((r) => this.advance(r)));
+    const touched = await this.applyJob(job.id, job.status, job.outputs ?? {}, job.error?.message ?? null);
+    const runs = new Set<string>();
+    for (const { run_id, step } of touched) {
+      // A matrix instance finishing while its siblings still run changes nothing a decision reads:
+      // the step is not terminal yet (fold), so no dependent becomes ready, fail-fast does not
+      // fire and the run cannot finish. Skipping the advance here keeps an N-way fan-out at O(N)
+      // work instead of O(N²) (each advance re-reads and folds every row of the run).
+      const open = await this.db
+        .selectFrom("workflow_steps")
+        .select("idx")
+        .where("run_id", "=", run_id)
+        .where("step", "=", step)
+        .where("status", "in", ["queued", "running"])
+        .limit(1)
+        .executeTakeFirst();
+      if (open === undefined) runs.add(run_id);
+    }
+    await Promise.all([...runs].map((r) => this.advance(r)));
   }
 
-  /** Records a finished job on every step row waiting for it; returns the runs to advance. */
-  private async applyJob(jobId: string, status: JobStatus, outputs: Record<string, unknown>, error: string | null): Promise<string[]> {
-    const rows = await this.db.selectFrom("workflow_steps").select(["run_id", "org_id", "cache_key"]).where("job_id", "=", jobId).where("status", "in", ["queued", "running"]).execute();
+  /** Records a finished job on every step row waiting for it; returns the (run, step) pairs it touched. */
+  private async applyJob(jobId: string, status: JobStatus, outputs: Record<string, unknown>, error: string | null): Promise<{ run_id: string; step: string }[]> {
+    const rows = await this.db.selectFrom("workflow_steps").select(["run_id", "step", "org_id", "cache_key"]).where("job_id", "=", jobId).where("status", "in", ["queued", "running"]).execute();
     if (rows.length === 0) return [];
     const now = Date.now();
     await this.db.transaction().execute(async (trx) => {
@@ -211,7 +231,8 @@ export class WorkflowEngine {
           .execute();
       }
     });
-    return [...new Set(rows.map((r) => r.run_id))];
+    const seen = new Set<string>();
+    return rows.filter((r) => !seen.has(`${r.run_id}\0${r.step}`) && seen.add(`${r.run_id}\0${r.step}`)).map((r) => ({ run_id: r.run_id, step: r.step }));
   }
 
   /** Serialises advances of one run so two events never schedule the same step twice. */
@@ -289,8 +310,9 @@ export class WorkflowEngine {
       const isMatrix = spec.steps[name]!.matrix !== undefined;
       let outputs: Record<string, unknown> = {};
       if (isMatrix) {
-        const names = new Set(rs.flatMap((r) => Object.keys(json<Record<string, unknown>>(r.outputs, {}))));
-        for (const n of names) outputs[n] = rs.map((r) => json<Record<string, unknown>>(r.outputs, {})[n] ?? null);
+        const parsed = rs.map((r) => json<Record<string, unknown>>(r.outputs, {}));
+        const names = new Set(parsed.flatMap((o) => Object.keys(o)));
+        for (const n of names) outputs[n] = parsed.map((o) => o[n] ?? null);
       } else outputs = json(rs[0]!.outputs, {});
       out.set(name, { status, skipped: rs.every((r) => r.skipped === 1), outputs, rows: rs });
     }
@@ -374,38 +396,87 @@ export class WorkflowEngine {
           : "sha256:" + createHash("sha256").update(canonical({ type: step.type, spec: parsedSpec.data, version: typeof step.cache === "object" ? step.cache.version : null })).digest("hex");
       subs.push({ idx, values: step.matrix ? values : null, sub, key });
     }
-    for (const s of subs) {
-      const row = { ...base, idx: s.idx, matrix_values: s.values === null ? null : JSON.stringify(s.values), cache_key: s.key, skipped: 0, error: null, finished_at: null };
-      if (s.key !== null && run.no_cache === 0) {
-        const hit = await this.db.selectFrom("step_cache").selectAll().where("org_id", "=", run.org_id).where("cache_key", "=", s.key).executeTakeFirst();
-        if (hit) {
-          await this.db.insertInto("workflow_steps").values({ ...row, status: "succeeded", job_id: hit.job_id, cache_hit: 1, outputs: hit.outputs, finished_at: now }).execute();
-          continue;
-        }
-        // An identical step already in flight (this run or another): wait for it instead of running it twice.
-        const twin = await this.db
-          .selectFrom("workflow_steps")
-          .select(["job_id", "status"])
-          .where("org_id", "=", run.org_id)
-          .where("cache_key", "=", s.key)
-          .where("status", "in", ["queued", "running"])
-          .where("job_id", "is not", null)
-          .executeTakeFirst();
-        if (twin?.job_id) {
-          await this.db.insertInto("workflow_steps").values({ ...row, status: twin.status, job_id: twin.job_id, cache_hit: 1 }).execute();
-          continue;
-        }
+    // Batched: one cache lookup, one twin lookup, one submission transaction and chunked inserts
+    // per step, however wide its matrix (a 1,000-way fan-out was 5,000 sequential statements).
+    const useCache = run.no_cache === 0;
+    const keys = useCache ? [...new Set(subs.map((s) => s.key).filter((k): k is string => k !== null))] : [];
+    const hits = new Map<string, { job_id: string; outputs: string }>();
+    const twins = new Map<string, { job_id: string; status: string }>();
+    for (let i = 0; i < keys.length; i += IN_CHUNK) {
+      const chunk = keys.slice(i, i + IN_CHUNK);
+      for (const h of await this.db.selectFrom("step_cache").select(["cache_key", "job_id", "outputs"]).where("org_id", "=", run.org_id).where("cache_key", "in", chunk).execute()) {
+        hits.set(h.cache_key, h);
       }
-      const { jobs } = await this.queue.submit(run.org_id, [s.sub], { workflowRunId: run.id });
-      await this.db.insertInto("workflow_steps").values({ ...row, status: "queued", job_id: jobs[0]!.id }).execute();
+      const open = chunk.filter((k) => !hits.has(k));
+      if (open.length === 0) continue;
+      // An identical step already in flight (this run or another): wait for it instead of running it twice.
+      const inFlight = await this.db
+        .selectFrom("workflow_steps")
+        .select(["cache_key", "job_id", "status"])
+        .where("org_id", "=", run.org_id)
+        .where("cache_key", "in", open)
+        .where("status", "in", ["queued", "running"])
+        .where("job_id", "is not", null)
+        .execute();
+      for (const t of inFlight) if (t.cache_key !== null && t.job_id !== null && !twins.has(t.cache_key)) twins.set(t.cache_key, { job_id: t.job_id, status: t.status });
     }
-    // A twin may have finished between the lookup and the insert: apply it now.
+    const rows: StepRow[] = [];
+    /** Instances that need a new job, and those that share the job of an identical earlier instance. */
+    const fresh: { row: StepRow; sub: JobSubmission }[] = [];
+    const sameAs: { row: StepRow; of: number }[] = [];
+    const freshByKey = new Map<string, number>();
     for (const s of subs) {
-      const r = await this.db.selectFrom("workflow_steps").select(["job_id", "status"]).where("run_id", "=", run.id).where("step", "=", name).where("idx", "=", s.idx).executeTakeFirst();
-      if (r?.job_id && (r.status === "queued" || r.status === "running")) {
-        const j = await this.db.selectFrom("jobs").select(["status", "outputs", "error"]).where("id", "=", r.job_id).executeTakeFirst();
-        if (j && isTerminal(j.status as JobStatus)) await this.applyJob(r.job_id, j.status as JobStatus, json(j.outputs, {}), json<{ message?: string } | null>(j.error, null)?.message ?? null);
+      const row: StepRow = { ...base, idx: s.idx, matrix_values: s.values === null ? null : JSON.stringify(s.values), cache_key: s.key, skipped: 0, error: null, finished_at: null, status: "queued" };
+      if (s.key !== null && useCache) {
+        const hit = hits.get(s.key);
+        if (hit) {
+          rows.push({ ...row, status: "succeeded", job_id: hit.job_id, cache_hit: 1, outputs: hit.outputs, finished_at: now });
+          continue;
+        }
+        const twin = twins.get(s.key);
+        if (twin) {
+          rows.push({ ...row, status: twin.status, job_id: twin.job_id, cache_hit: 1 });
+          continue;
+        }
+        const first = freshByKey.get(s.key);
+        if (first !== undefined) {
+          sameAs.push({ row: { ...row, cache_hit: 1 }, of: first });
+          continue;
+        }
+        freshByKey.set(s.key, fresh.length);
       }
+      fresh.push({ row, sub: s.sub });
+    }
+    if (fresh.length > 0) {
+      const { jobs } = await this.queue.submit(
+        run.org_id,
+        fresh.map((f) => f.sub),
+        { workflowRunId: run.id },
+      );
+      fresh.forEach((f, i) => rows.push({ ...f.row, job_id: jobs[i]!.id }));
+      for (const d of sameAs) rows.push({ ...d.row, job_id: jobs[d.of]!.id });
+    }
+    if (rows.length > 0) {
+      await this.db.transaction().execute(async (trx) => {
+        for (let i = 0; i < rows.length; i += INSERT_CHUNK) await trx.insertInto("workflow_steps").values(rows.slice(i, i + INSERT_CHUNK)).execute();
+      });
+    }
+    // A job (ours or a twin's) may have finished between its submission and the insert, when no
+    // row was there to record it: apply those now.
+    const late = await this.db
+      .selectFrom("workflow_steps")
+      .innerJoin("jobs", "jobs.id", "workflow_steps.job_id")
+      .select(["jobs.id", "jobs.status", "jobs.outputs", "jobs.error"])
+      .where("workflow_steps.run_id", "=", run.id)
+      .where("workflow_steps.step", "=", name)
+      .where("workflow_steps.status", "in", ["queued", "running"])
+      .where("jobs.status", "in", ["succeeded", "failed", "canceled"])
+      .execute();
+    const applied = new Set<string>();
+    for (const j of late) {
+      if (applied.has(j.id)) continue;
+      applied.add(j.id);
+      await this.applyJob(j.id, j.status as JobStatus, json(j.outputs, {}), json<{ message?: string } | null>(j.error, null)?.message ?? null);
     }
   }
 
