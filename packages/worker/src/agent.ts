@@ -157,6 +157,10 @@ type Outcome =
  * attempts are reported with `kind: "preempted"` so their jobs are re-queued without spending
  * the failure budget, and the worker deregisters.
  *
+ * A worker killed outright (SIGKILL, OOM) cannot stop its jobs' processes, which run detached in
+ * their own process groups; the control plane re-queues the jobs when their leases expire, and
+ * the next agent to take the same workdir kills the leftover groups (see `claimWorkdir`).
+ *
  * @example
  * const agent = new WorkerAgent({ url, apiKey, concurrency: 2, workdir: "/var/lib/nexa" });
  * await agent.start();

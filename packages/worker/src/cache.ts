@@ -59,9 +59,25 @@ export class DigestCache {
     const hex = hexOf(digest);
     const existing = this.inflight.get(hex);
     if (existing) return existing;
-    const p = this.fetch(digest).finally(() => this.inflight.delete(hex));
+    const p = this.fetchWithRetries(digest).finally(() => this.inflight.delete(hex));
     this.inflight.set(hex, p);
     return p;
+  }
+
+  /**
+   * A dropped connection or a bad read should not fail a job: up to three tries, except when the
+   * server says the blob is not there or the key may not read it.
+   */
+  private async fetchWithRetries(digest: string): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.fetch(digest);
+      } catch (err) {
+        const final = err instanceof ForgeError && ["not_found", "unauthenticated", "forbidden", "invalid_request"].includes(err.code);
+        if (final || attempt >= 3) throw err;
+        await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
+      }
+    }
   }
 
   private async fetch(digest: string): Promise<string> {
