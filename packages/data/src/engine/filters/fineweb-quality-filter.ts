@@ -39,10 +39,21 @@ export class FineWebQualityFilter implements DocFilter {
   readonly name = "fineweb";
   private readonly o: z.output<typeof FineWebQualityOptions>;
   private readonly stop: readonly string[];
+  private readonly stopLast: Set<string> | null;
 
   constructor(options: FineWebQualityOptions = {}, private readonly splitter = new WordSplitter()) {
     this.o = FineWebQualityOptions.parse(options);
     this.stop = this.o.stop_chars ?? TERMINAL_PUNCTUATION;
+    // Single-character stop marks (the default) are checked with one set lookup per line.
+    this.stopLast = this.stop.every((c) => [...c].length === 1) ? new Set(this.stop) : null;
+  }
+
+  private endsWithStop(l: string): boolean {
+    if (this.stopLast === null) return this.stop.some((c) => l.endsWith(c));
+    if (l.length === 0) return false;
+    const last = l.charCodeAt(l.length - 1);
+    const ch = last >= 0xdc00 && last <= 0xdfff && l.length >= 2 ? l.slice(-2) : l[l.length - 1]!;
+    return this.stopLast.has(ch);
   }
 
   apply(text: string): FilterVerdict {
@@ -52,7 +63,7 @@ export class FineWebQualityFilter implements DocFilter {
     let punct = 0;
     let short = 0;
     for (const l of lines) {
-      if (this.stop.some((c) => l.endsWith(c))) punct++;
+      if (this.endsWithStop(l)) punct++;
       if (l.length <= o.short_line_length || pyLen(l) <= o.short_line_length) short++;
     }
     let ratio = punct / lines.length;

@@ -28,6 +28,8 @@ export const GopherQualityOptions = z.strictObject({
 });
 export type GopherQualityOptions = z.input<typeof GopherQualityOptions>;
 
+const SURROGATE = /[\ud800-\udbff]/;
+
 function isSymbolWord(w: string): boolean {
   for (const ch of w) if (!PUNCTUATION_SET.has(ch)) return false;
   return true;
@@ -55,6 +57,8 @@ export class GopherQualityFilter implements DocFilter {
     const o = this.o;
     const words = this.splitter.words(text);
     const nWords = words.length;
+    // Without surrogate pairs in the text, UTF-16 length is Python's len.
+    const astral = SURROGATE.test(text);
     let nNonSymbol = 0;
     let nonSymbolChars = 0;
     let alphaWords = 0;
@@ -62,7 +66,7 @@ export class GopherQualityFilter implements DocFilter {
     for (const w of words) {
       if (!isSymbolWord(w)) {
         nNonSymbol++;
-        nonSymbolChars += pyLen(w);
+        nonSymbolChars += astral ? pyLen(w) : w.length;
       }
       if (hasAlpha(w)) alphaWords++;
       if (this.stop.has(w)) stopWords++;

@@ -102,14 +102,18 @@ class NGramIndex {
 
   constructor(words: readonly string[]) {
     const vocab = new Map<string, number>();
+    const vocabLen: number[] = [];
     const ids = new Int32Array(words.length);
     this.lens = new Int32Array(words.length);
     for (let i = 0; i < words.length; i++) {
       const w = words[i]!;
       let id = vocab.get(w);
-      if (id === undefined) vocab.set(w, (id = vocab.size));
+      if (id === undefined) {
+        vocab.set(w, (id = vocab.size));
+        vocabLen.push(pyLen(w));
+      }
       ids[i] = id;
-      this.lens[i] = pyLen(w);
+      this.lens[i] = vocabLen[id]!;
     }
     this.levels[1] = ids;
     this.counts[1] = vocab.size;

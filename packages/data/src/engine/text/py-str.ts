@@ -24,8 +24,11 @@ export function isPySpaceCode(code: number): boolean {
   return WS_SET.has(code);
 }
 
+const SURROGATE_RE = /[\ud800-\udbff]/;
+
 /** Length in code points, as Python's `len(str)`. */
 export function pyLen(s: string): number {
+  if (!SURROGATE_RE.test(s)) return s.length;
   let n = s.length;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
