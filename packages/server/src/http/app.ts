@@ -29,6 +29,19 @@ export function buildApp(ctx: AppContext, extra: RouteGroup[] = []): FastifyInst
     forceCloseConnections: true,
     return503OnClosing: true,
     ajv: { customOptions: { allErrors: false } },
+    // Ids are ~30 characters and digests 71: anything far longer names nothing.
+    maxParamLength: 512,
+    // Errors the router raises before any route runs still get the wire error body.
+    frameworkErrors: (err, _req, reply) => {
+      const code = (err as { code?: string }).code;
+      const fe =
+        code === "FST_ERR_MAX_PARAM_LENGTH"
+          ? new ForgeError("not_found", "no such resource: the id in the path is too long")
+          : code === "FST_ERR_BAD_URL"
+            ? new ForgeError("invalid_request", "the URL is not valid (bad percent-encoding)", { details: [{ path: "(url)", message: "not a valid URL component" }] })
+            : toForgeError(err);
+      void (reply as unknown as { code(n: number): { send(b: unknown): unknown } }).code(fe.status).send(fe.toBody());
+    },
   });
 
   app.addHook("onResponse", async (req, reply) => {
