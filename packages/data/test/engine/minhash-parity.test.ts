@@ -165,3 +165,26 @@ describe("MinHash LSH candidate probability", () => {
     expect(recall).toBeGreaterThanOrEqual(0.95);
   });
 });
+
+describe("MinHash across shards", () => {
+  it("signatures computed per shard and merged give the same global dedup as one pass", async () => {
+    const mh = await MinHasher.create();
+    const whole = new MinHashIndex(14, 8);
+    const shardA = new MinHashIndex(14, 8);
+    const shardB = new MinHashIndex(14, 8);
+    const half = Math.floor(docs.length / 2);
+    docs.forEach((d, i) => {
+      const s = mh.signature(d.text);
+      if (!s) return;
+      whole.add(i, s);
+      if (i < half) shardA.add(i, s);
+      else shardB.add(i - half, s); // each shard numbers its own documents from 0
+    });
+    shardA.merge(shardB.serialize(), half);
+    const a = whole.clusters();
+    const b = shardA.clusters();
+    expect(b.clusters).toEqual(a.clusters);
+    expect([...b.removedBy.keys()].sort((x, y) => x - y)).toEqual([...a.removedBy.keys()].sort((x, y) => x - y));
+    expect(a.removedBy.size).toBe(29);
+  });
+});
