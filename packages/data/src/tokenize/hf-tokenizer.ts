@@ -39,9 +39,10 @@ const GPT2_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\
 
 /**
  * `@huggingface/tokenizers` runs ByteLevel's built-in regex as a JavaScript RegExp, whose `\s` matches U+FEFF
- * (Rust's does not), so `"x\n\n\ufeffUNICODE"` splits differently. The same pattern given as a `Split`
- * goes through its Oniguruma translation, which agrees; so ByteLevel(use_regex) becomes Split + ByteLevel.
- * Only without add_prefix_space, which Rust applies before splitting.
+ * and not U+0085 (Rust's is the reverse), so `"x\n\n\ufeffUNICODE"` splits differently. The same pattern
+ * given as a `Split` goes through its Oniguruma translation, which agrees, but runs at half the speed; so
+ * text containing either character goes to a second instance where ByteLevel(use_regex) became
+ * Split + ByteLevel. Only without add_prefix_space, which Rust applies before splitting.
  */
 function fixByteLevelRegex(node: unknown): unknown {
   if (!node || typeof node !== "object") return node;
@@ -93,6 +94,9 @@ export class HfTokenizer implements TextTokenizer {
   readonly chatTemplate: string | undefined;
   readonly templateVariables: Record<string, string>;
   readonly #tok: Tokenizer;
+  readonly #exactJson: Record<string, unknown> | undefined;
+  readonly #config: Record<string, unknown>;
+  #exact: Tokenizer | undefined;
   readonly #byteLevel: boolean;
   readonly #added: Map<number, string>;
   #symbolBytes: Int32Array | undefined;
@@ -103,7 +107,10 @@ export class HfTokenizer implements TextTokenizer {
     tokenizerJson: Record<string, unknown>,
     config: Record<string, unknown>,
   ) {
-    this.#tok = new Tokenizer({ ...tokenizerJson, pre_tokenizer: fixByteLevelRegex(tokenizerJson.pre_tokenizer) }, config);
+    this.#tok = new Tokenizer(tokenizerJson, config);
+    this.#config = config;
+    const fixed = fixByteLevelRegex(tokenizerJson.pre_tokenizer);
+    this.#exactJson = fixed === tokenizerJson.pre_tokenizer ? undefined : { ...tokenizerJson, pre_tokenizer: fixed };
     const added = (tokenizerJson.added_tokens as AddedTokenJson[] | undefined) ?? [];
     this.#added = new Map(added.map((t) => [t.id, t.content]));
     this.#byteLevel =
@@ -183,7 +190,9 @@ export class HfTokenizer implements TextTokenizer {
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
-    return this.#tok.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+    let tok = this.#tok;
+    if (this.#exactJson && /[\u0085\ufeff]/.test(text)) tok = this.#exact ??= new Tokenizer(this.#exactJson, this.#config);
+    return tok.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
   }
 
   decode(ids: ArrayLike<number>): string {

@@ -17,13 +17,17 @@ interface GptTokenizerModule {
   vocabularySize: number;
 }
 
+/** The characters whose `\s` membership differs between JavaScript and Rust regexes. */
+export const JS_RUST_SPACE_DIFF = /[\u0085\ufeff]/;
+
 const NO_SPECIAL = { disallowedSpecial: new Set<string>() };
 
 /**
  * A tiktoken encoding. Ids equal OpenAI `tiktoken`'s: text is encoded by `gpt-tokenizer` (the fastest JS
- * implementation measured), except text containing U+FEFF, on which gpt-tokenizer differs from tiktoken
- * (it loses the BOM bytes of tokens that start with EF BB BF); that text goes to the `tiktoken` WASM build,
- * which runs OpenAI's own Rust code and agrees everywhere.
+ * implementation measured), except text containing U+FEFF or U+0085, on which gpt-tokenizer differs from
+ * tiktoken: it loses the BOM bytes of tokens that start with EF BB BF, and JavaScript's `\s` matches U+FEFF
+ * but not U+0085 (Rust's is the reverse), so `" \u0085x"` splits differently. That text goes to the
+ * `tiktoken` WASM build, which runs OpenAI's own Rust code and agrees everywhere.
  */
 export class TiktokenTokenizer implements TextTokenizer {
   readonly kind = "tiktoken" as const;
@@ -67,7 +71,7 @@ export class TiktokenTokenizer implements TextTokenizer {
     // gpt-tokenizer's allowedSpecial did not split special-token text in our tests; special text is rare
     // (rendered chat templates), so it goes to the WASM build too.
     if (options.parseSpecial) return Array.from(this.wasm().encode(text, "all"));
-    if (text.includes("\ufeff")) return Array.from(this.wasm().encode_ordinary(text));
+    if (JS_RUST_SPACE_DIFF.test(text)) return Array.from(this.wasm().encode_ordinary(text));
     return this.fast.encode(text, NO_SPECIAL);
   }
 
