@@ -25,6 +25,9 @@ const VALID_BODY: Record<string, unknown> = {
   "GET /v1/blobs/:digest": undefined,
   "HEAD /v1/blobs/:digest": undefined,
   "GET /v1/artifacts/:id": undefined,
+  "GET /v1/workflows/:id": undefined,
+  "POST /v1/workflows/:id/cancel": {},
+  "POST /v1/workflows/:id/resume": {},
 };
 
 /** A made-up id of the same shape as a real one: same prefix, same length. */
@@ -61,7 +64,8 @@ describe.each(BACKENDS)("org isolation on $name", (backend) => {
     const blob = await ca.putBlob(new TextEncoder().encode("alpha bytes"));
     const art = await ca.createArtifact({ name: "alpha-data", digest: blob.digest as `sha256:${string}`, producer_job_id: done.id });
     const key = await ca.createKey({ name: "alpha-reader", scopes: ["jobs:read"] });
-    Object.assign(a, { job: done.id, running: running.id, worker: w.id, lease: c2.lease.id, blob: blob.digest, artifact: art.id, key: key.id });
+    const run = await ca.runWorkflow({ workflow: { name: "alpha-flow", steps: { only: { type: "command", with: { argv: ["true"] } } } } });
+    Object.assign(a, { job: done.id, running: running.id, worker: w.id, lease: c2.lease.id, blob: blob.digest, artifact: art.id, key: key.id, workflow: run.id });
   });
   afterAll(async () => {
     await t?.close();
@@ -99,7 +103,8 @@ describe.each(BACKENDS)("org isolation on $name", (backend) => {
           (r.url.startsWith("/v1/leases/") && kind === "lease") ||
           (r.url.startsWith("/v1/blobs/") && kind === "blob") ||
           (r.url.startsWith("/v1/artifacts/") && kind === "artifact") ||
-          (r.url.startsWith("/v1/keys/") && kind === "key");
+          (r.url.startsWith("/v1/keys/") && kind === "key") ||
+          (r.url.startsWith("/v1/workflows/") && kind === "workflow");
         if (own) expect(real.status, where).toBe(404);
         checked++;
       }
