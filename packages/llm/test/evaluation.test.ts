@@ -237,6 +237,24 @@ describe("runEvaluation", () => {
     expect(cmp.metrics.bleu!.delta).toBeGreaterThan(0);
   });
 
+  it("uses /completions with a chat template for endpoints without a chat API", async () => {
+    const prompts: string[] = [];
+    server.setReply((c) => {
+      if (c.kind !== "completion") throw new Error("expected /completions");
+      prompts.push(c.prompt);
+      return "Paris<|im_end|>\n<|im_start|>user\nmore";
+    });
+    const r = await runEvaluation({
+      spec: { endpoint: { base_url: server.url, model: "base" }, dataset: `sha256:${"0".repeat(64)}`, metrics: ["exact_match"], chat_template: "chatml", system: "Be brief." },
+      datasetPath: await dataset([{ prompt: "Capital of France?", answer: "Paris" }]),
+      outDir: fresh(),
+    });
+    if (r.status !== "complete") throw new Error("incomplete");
+    expect(prompts[0]).toBe("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nCapital of France?<|im_end|>\n<|im_start|>assistant\n");
+    expect(r.samples[0]!.prediction).toBe("Paris");
+    expect(r.report.metrics.exact_match).toBe(1);
+  });
+
   it("refuses a dataset row without the input field before sending anything", async () => {
     const e = await runEvaluation({
       spec: { endpoint: { base_url: server.url, model: "m" }, dataset: `sha256:${"0".repeat(64)}`, metrics: ["exact_match"] },

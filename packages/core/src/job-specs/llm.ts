@@ -129,6 +129,11 @@ export const EvaluateSpec = z.strictObject({
   judge: JudgeConfig.optional(),
   system: z.string().optional(),
   few_shot: z.array(z.strictObject({ input: z.string(), output: z.string() })).optional(),
+  /**
+   * For endpoints without a chat API: render the messages with this chat template and call
+   * `/completions` instead of `/chat/completions`.
+   */
+  chat_template: z.enum(["chatml", "llama3", "plain"]).optional(),
   /** Template for the user message, with `{{ input }}` and row fields. @default "{{ input }}" */
   prompt_template: z.string().optional(),
   /** Sampling; temperature defaults to 0. */

@@ -10,6 +10,7 @@ import { pyStrip } from "../metrics/python-text.js";
 import { rouge } from "../metrics/rouge.js";
 import { maxOverGroundTruths, squadExactMatch, squadF1 } from "../metrics/squad.js";
 import { corpusTer, terSegmentStats } from "../metrics/ter.js";
+import { renderChatTemplate } from "../prompts/chat-template.js";
 import { buildChatMessages, buildCompletionPrompt, renderTemplate } from "../prompts/prompt-template.js";
 import { readJsonl, toJsonl } from "../work/jsonl.js";
 import { processItems } from "../work/process-items.js";
@@ -176,7 +177,14 @@ export async function runEvaluation(options: EvaluationOptions): Promise<Evaluat
         if (id !== undefined) sample.id = id;
         const call = { signal, cacheSalt: `eval:${p.index}` };
         if (needsGeneration) {
-          const r = await client.chat({ ...sampling, messages: buildChatMessages({ system: spec.system, fewShot: spec.few_shot, user: p.content }) }, call);
+          const messages = buildChatMessages({ system: spec.system, fewShot: spec.few_shot, user: p.content });
+          const r = spec.chat_template
+            ? await (async () => {
+                const rendered = renderChatTemplate(messages, spec.chat_template!);
+                const stop = [...rendered.stop, ...(sampling.stop ?? [])];
+                return client.complete({ ...sampling, prompt: rendered.prompt, stop }, call);
+              })()
+            : await client.chat({ ...sampling, messages }, call);
           sample.prediction = r.text;
           sample.cached = r.cached;
           if (r.usage) sample.usage = { prompt_tokens: r.usage.prompt_tokens, completion_tokens: r.usage.completion_tokens };

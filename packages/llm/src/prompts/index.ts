@@ -1,1 +1,2 @@
 export * from "./prompt-template.js";
+export * from "./chat-template.js";
