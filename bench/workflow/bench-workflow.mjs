@@ -60,7 +60,7 @@ const summary = (delays) => {
   return { n: s.length, p50_ms: pct(s, 50), p99_ms: pct(s, 99), max_ms: s.at(-1), mean_ms: Math.round((s.reduce((a, b) => a + b, 0) / s.length) * 10) / 10 };
 };
 
-/** Per job: the ts of its first `running` event and of its `succeeded` event. */
+/** Per job: the ts of its first `queued`, first `running` and `succeeded` events. */
 async function eventTimes(jobIds) {
   const out = new Map();
   for (let i = 0; i < jobIds.length; i += 500) {
@@ -68,7 +68,7 @@ async function eventTimes(jobIds) {
       .selectFrom("job_events")
       .select(["job_id", "type", "ts"])
       .where("job_id", "in", jobIds.slice(i, i + 500))
-      .where("type", "in", ["running", "succeeded"])
+      .where("type", "in", ["queued", "running", "succeeded"])
       .orderBy("seq", "asc")
       .execute();
     for (const r of rows) {
@@ -80,11 +80,24 @@ async function eventTimes(jobIds) {
   return out;
 }
 
+/**
+ * Per edge: parent `succeeded` → child `running` (the whole delay), split at the child job's
+ * `queued` event (its submission): engine (parent done → child submitted) and queue (child
+ * submitted → leased by the waiting worker).
+ */
 async function edgeDelays(jobIds) {
   const t = await eventTimes(jobIds);
-  const delays = [];
-  for (let i = 1; i < jobIds.length; i++) delays.push(t.get(jobIds[i]).running - t.get(jobIds[i - 1]).succeeded);
-  return delays;
+  const total = [];
+  const engine = [];
+  const queue = [];
+  for (let i = 1; i < jobIds.length; i++) {
+    const parent = t.get(jobIds[i - 1]);
+    const child = t.get(jobIds[i]);
+    total.push(child.running - parent.succeeded);
+    engine.push(child.queued - parent.succeeded);
+    queue.push(child.running - child.queued);
+  }
+  return { total, engine, queue };
 }
 
 const noop = (tag) => ({ type: "command", spec: { argv: ["true", tag] } });
@@ -103,7 +116,8 @@ const chainDone = await client.waitForWorkflow(chainRun.id, { pollMs: 200, timeo
 if (chainDone.status !== "succeeded") throw new Error(`chain run ${chainDone.id} ${chainDone.status}: ${chainDone.error}`);
 const chainWall = Date.parse(chainDone.finished_at) - chainStart;
 const chainIds = Array.from({ length: STEPS }, (_, i) => chainDone.steps[`s${i}`].job_id);
-const chain = summary(await edgeDelays(chainIds));
+const chainEdges = await edgeDelays(chainIds);
+const chain = summary(chainEdges.total);
 
 // Peer: a client drives the same chain by hand over the HTTP API.
 const peerIds = [];
@@ -115,7 +129,8 @@ for (let i = 0; i < STEPS; i++) {
   peerIds.push(j.id);
 }
 const peerWall = Date.now() - peerStart;
-const peer = summary(await edgeDelays(peerIds));
+const peerEdges = await edgeDelays(peerIds);
+const peer = summary(peerEdges.total);
 
 // ── 2. fan-out ──────────────────────────────────────────────────────────────────────────
 async function waitAll(ids) {
@@ -143,12 +158,21 @@ async function lastFinished(ids) {
   return last;
 }
 
+/** Control-plane CPU (this process: server + a light polling client) over a phase, in ms. */
+const cpuMs = (since) => {
+  const d = process.cpuUsage(since);
+  return Math.round((d.user + d.system) / 1000);
+};
+
+let cpu0 = process.cpuUsage();
 const directStart = Date.now();
 const direct = await client.submitJobs(Array.from({ length: FANOUT }, (_, i) => noop(`direct-${tag}-${i}`)));
 const directIds = direct.map((j) => j.id);
 await waitAll(directIds);
 const directMs = (await lastFinished(directIds)) - directStart;
+const directCpu = cpuMs(cpu0);
 
+cpu0 = process.cpuUsage();
 const fanStart = Date.now();
 const fanRun = await client.runWorkflow({
   workflow: { name: "bench-fanout", steps: { shard: { type: "command", matrix: { i: Array.from({ length: FANOUT }, (_, i) => i) }, with: { argv: ["true", `fan-${tag}-\${{ matrix.i }}`] } } } },
@@ -157,6 +181,7 @@ const fanRun = await client.runWorkflow({
 const fanDone = await client.waitForWorkflow(fanRun.id, { pollMs: 250, timeoutMs: 600_000 });
 if (fanDone.status !== "succeeded") throw new Error(`fan-out run ${fanDone.id} ${fanDone.status}: ${fanDone.error}`);
 const fanMs = Date.parse(fanDone.finished_at) - fanStart;
+const fanCpu = cpuMs(cpu0);
 const fanIds = fanDone.steps.shard.matrix.map((m) => m.job_id);
 const fanLastJobMs = (await lastFinished(fanIds)) - fanStart;
 
@@ -165,17 +190,23 @@ await cleanup();
 const result = {
   machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
   worker_concurrency: CONCURRENCY,
-  chain: { steps: STEPS, workflow: { ...chain, wall_ms: chainWall }, client_driven: { ...peer, wall_ms: peerWall }, p99_ratio: Math.round((chain.p99_ms / peer.p99_ms) * 100) / 100 },
-  fanout: { jobs: FANOUT, workflow_ms: fanMs, workflow_last_job_ms: fanLastJobMs, direct_ms: directMs, ratio: Math.round((fanMs / directMs) * 100) / 100 },
+  chain: { steps: STEPS, workflow: { ...chain, wall_ms: chainWall, engine_part: summary(chainEdges.engine), queue_part: summary(chainEdges.queue) }, client_driven: { ...peer, wall_ms: peerWall, client_part: summary(peerEdges.engine), queue_part: summary(peerEdges.queue) }, p99_ratio: Math.round((chain.p99_ms / peer.p99_ms) * 100) / 100 },
+  fanout: { jobs: FANOUT, workflow_ms: fanMs, workflow_last_job_ms: fanLastJobMs, direct_ms: directMs, ratio: Math.round((fanMs / directMs) * 100) / 100, control_plane_cpu_ms: { workflow: fanCpu, direct: directCpu } },
 };
 const line = (label, s) => `${label.padEnd(34)} p50 ${String(s.p50_ms).padStart(4)} ms   p99 ${String(s.p99_ms).padStart(4)} ms   max ${String(s.max_ms).padStart(4)} ms   (${s.n} edges, ${(s.wall_ms / 1000).toFixed(1)} s)`;
 console.log(`bench/workflow — ${result.machine.cpus} CPUs, ${result.machine.model}, node ${process.version}, worker concurrency ${CONCURRENCY}`);
 console.log(`\nstep → dependent's lease, ${STEPS}-step chain of \`true\`:`);
 console.log(line("  workflow engine", result.chain.workflow));
+const part = (label, s) => `    ${label.padEnd(30)} p50 ${String(s.p50_ms).padStart(4)} ms   p99 ${String(s.p99_ms).padStart(4)} ms   max ${String(s.max_ms).padStart(4)} ms`;
+console.log(part("done → next submitted", result.chain.workflow.engine_part));
+console.log(part("submitted → leased", result.chain.workflow.queue_part));
 console.log(line("  client-driven (submit, SSE wait)", result.chain.client_driven));
+console.log(part("done → next submitted", result.chain.client_driven.client_part));
+console.log(part("submitted → leased", result.chain.client_driven.queue_part));
 console.log(`  ratio (engine / client-driven p99): ${result.chain.p99_ratio}   target p99 < 50 ms: ${chain.p99_ms < 50 ? "met" : "NOT met"}`);
 console.log(`\n${FANOUT}-way fan-out of \`true\`:`);
 console.log(`  workflow (POST → run finished)    ${(fanMs / 1000).toFixed(2)} s   (last job finished at ${(fanLastJobMs / 1000).toFixed(2)} s)`);
 console.log(`  direct batch (POST → last job)    ${(directMs / 1000).toFixed(2)} s`);
 console.log(`  ratio (workflow / direct):        ${result.fanout.ratio}`);
+console.log(`  control-plane CPU: workflow ${(fanCpu / 1000).toFixed(2)} s, direct ${(directCpu / 1000).toFixed(2)} s (${((fanCpu - directCpu) / FANOUT).toFixed(2)} ms more per job)`);
 if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 2) + "\n");

@@ -193,6 +193,11 @@ export class WorkflowEngine {
     const touched = await this.applyJob(job.id, job.status, job.outputs ?? {}, job.error?.message ?? null);
     const runs = new Set<string>();
     for (const { run_id, step } of touched) {
+      const parsed = this.parsed.get(run_id);
+      if (parsed !== undefined && parsed.spec.steps[step] !== undefined && parsed.spec.steps[step].matrix === undefined) {
+        runs.add(run_id);
+        continue;
+      }
       // A matrix instance finishing while its siblings still run changes nothing a decision reads:
       // the step is not terminal yet (fold), so no dependent becomes ready, fail-fast does not
       // fire and the run cannot finish. Skipping the advance here keeps an N-way fan-out at O(N)
@@ -272,18 +277,23 @@ export class WorkflowEngine {
         await this.stopRunning(run.org_id, runId);
       }
       let progressed = false;
+      // Another pass is needed only when this one finished something (a skip, a cache hit, a
+      // failed resolution, a job that ended before its row existed): only that can make another
+      // step ready, or the run finished. Queued work alone cannot.
+      let settled = false;
       for (const name of parsed.order) {
         const state = states.get(name)!;
         if (state.status !== "pending") continue;
         const deps = parsed.deps[name]!;
         if (!deps.every((d) => isTerminal(states.get(d)!.status as JobStatus))) continue;
-        await this.schedule(run, spec, name, deps, states, inputs);
+        if (await this.schedule(run, spec, name, deps, states, inputs)) settled = true;
         progressed = true;
       }
       if (!progressed) {
         await this.maybeFinish(run, spec, states, inputs);
         return;
       }
+      if (!settled) return;
     }
   }
 
@@ -325,14 +335,18 @@ export class WorkflowEngine {
     return { inputs, steps, needs };
   }
 
-  /** Decides one step whose dependencies are all finished: skip, or resolve and run it. */
-  private async schedule(run: WorkflowRunsTable, spec: WorkflowSpec, name: string, deps: string[], states: Map<string, StepState>, inputs: Record<string, unknown>): Promise<void> {
+  /**
+   * Decides one step whose dependencies are all finished: skip, or resolve and run it.
+   * Resolves to whether any of its rows is already terminal (skipped, failed, cache hit, or a job that ended).
+   */
+  private async schedule(run: WorkflowRunsTable, spec: WorkflowSpec, name: string, deps: string[], states: Map<string, StepState>, inputs: Record<string, unknown>): Promise<boolean> {
     const step = spec.steps[name]!;
     const ctx = this.ctxOf(states, inputs, deps);
     const now = Date.now();
     const base = { run_id: run.id, step: name, org_id: run.org_id, job_id: null, cache_key: null, cache_hit: 0, reused: 0, matrix_values: null, outputs: "{}", created_at: now };
     const skip = async (why: string, skipped = 1) => {
       await this.db.insertInto("workflow_steps").values({ ...base, idx: 0, status: "canceled", skipped, error: why, finished_at: now }).execute();
+      return true;
     };
     if (run.failing === 1) return skip(run.status === "canceled" ? "workflow canceled" : "not started: an earlier step failed (fail-fast)");
     let runIt: boolean;
@@ -478,10 +492,12 @@ export class WorkflowEngine {
       applied.add(j.id);
       await this.applyJob(j.id, j.status as JobStatus, json(j.outputs, {}), json<{ message?: string } | null>(j.error, null)?.message ?? null);
     }
+    return applied.size > 0 || hits.size > 0;
   }
 
-  private async failStep(base: Omit<StepRow, "idx" | "status" | "skipped" | "error" | "finished_at">, message: string, idx = 0): Promise<void> {
+  private async failStep(base: Omit<StepRow, "idx" | "status" | "skipped" | "error" | "finished_at">, message: string, idx = 0): Promise<true> {
     await this.db.insertInto("workflow_steps").values({ ...base, idx, status: "failed", skipped: 0, error: message, finished_at: Date.now() }).execute();
+    return true;
   }
 
   /** Asks every unfinished job of a run to stop. */
