@@ -129,7 +129,9 @@ if (rssGb > 0) {
   const script = `const E = await import(${JSON.stringify(join(root, "packages/data/dist/engine/index.js"))});
 const r = await E.runAudit({ input: ${JSON.stringify(path)}, outDir: ${JSON.stringify(join(out, "big-out"))}, config: { preset: "fineweb", threads: 2 } });
 console.log(JSON.stringify({ docs: r.docs_in, mb: r.bytes_in / 1e6, wall_s: r.wall_ms / 1000, max_rss_mb: process.resourceUsage().maxRSS / 1024 }));`;
-  const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", maxBuffer: 1 << 26 });
+  const scriptPath = join(out, "run-big.mjs");
+  (await import("node:fs")).writeFileSync(scriptPath, script);
+  const child = spawnSync(process.execPath, [scriptPath], { encoding: "utf8", maxBuffer: 1 << 26 });
   if (child.status !== 0) throw new Error(`big run failed: ${child.stderr}`);
   rss = JSON.parse(child.stdout.trim().split("\n").at(-1));
   console.log(`\n${rssGb} GB generated corpus (${(statSync(path).size / 1e9).toFixed(2)} GB file), full pipeline, 2 threads: ${rss.docs} docs in ${rss.wall_s.toFixed(0)} s, peak RSS ${rss.max_rss_mb.toFixed(0)} MB (main thread + workers)`);

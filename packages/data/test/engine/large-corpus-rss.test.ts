@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { createWriteStream, existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,7 +39,9 @@ describe.runIf(slow)("large corpus", () => {
         const script = `const E = await import(${JSON.stringify(dist)});
 const r = await E.runAudit({ input: ${JSON.stringify(path)}, outDir: ${JSON.stringify(join(dir, "out"))}, config: { preset: "fineweb", threads: 2 } });
 console.log(JSON.stringify({ docs: r.docs_in, kept: r.kept, rss: process.resourceUsage().maxRSS * 1024 }));`;
-        const child = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", maxBuffer: 1 << 26 });
+        const scriptPath = join(dir, "run.mjs");
+        await writeFile(scriptPath, script);
+        const child = spawnSync(process.execPath, [scriptPath], { encoding: "utf8", maxBuffer: 1 << 26, env: { ...process.env, NODE_OPTIONS: "" } });
         expect(child.status, child.stderr).toBe(0);
         const res = JSON.parse(child.stdout.trim().split("\n").at(-1)!) as { docs: number; kept: number; rss: number };
         console.log(`${gb} GB: ${res.docs} docs, ${res.kept} kept, peak RSS ${(res.rss / 2 ** 20).toFixed(0)} MiB`);

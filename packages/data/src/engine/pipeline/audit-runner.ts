@@ -38,6 +38,8 @@ export interface AuditOptions {
 interface Doc {
   record: Record<string, unknown>;
   text: string;
+  /** UTF-8 bytes of `text`. */
+  bytes: number;
   id: string;
   line: number;
 }
@@ -113,12 +115,12 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
 
       const handle = async (doc: Doc, out: DocOutcome): Promise<void> => {
         let t = doc.text;
+        let bytes = doc.bytes;
         for (let i = 0; i < seg.steps.length; i++) {
           const s = seg.steps[i]!;
           const st = segStats[i]!;
-          const bytesIn = utf8Bytes(t);
           st.docs_in++;
-          st.bytes_in += bytesIn;
+          st.bytes_in += bytes;
           let verdict: { drop?: string; text?: string } | null | undefined;
           if (i >= out.inlineFrom) {
             const t0 = performance.now();
@@ -143,10 +145,11 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
           }
           if (verdict?.text !== undefined && verdict.text !== t) {
             t = verdict.text;
+            bytes = utf8Bytes(t);
             st.edited++;
           }
           st.docs_out++;
-          st.bytes_out += utf8Bytes(t);
+          st.bytes_out += bytes;
         }
         const record = t === doc.text ? doc.record : { ...doc.record, [config.text_field]: t };
         if (seg.global && spool && index) {
@@ -157,7 +160,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
           await spool.write(record);
         } else {
           report.kept++;
-          report.kept_bytes += utf8Bytes(t);
+          report.kept_bytes += bytes;
           addLength(report.length_histogram.kept, pyLen(t));
           await kept.write(record);
         }
@@ -261,11 +264,12 @@ async function* inputDocs(
     }
     const idv = record[config.id_field];
     const id = typeof idv === "string" || typeof idv === "number" ? String(idv) : `line:${line}`;
+    const b = utf8Bytes(text);
     report.docs_in++;
-    report.bytes_in += utf8Bytes(text);
+    report.bytes_in += b;
     addLength(report.length_histogram.input, pyLen(text));
     if (report.docs_in % 1000 === 0) progress({ docs: report.docs_in, bytes });
-    yield { record, text, id, line };
+    yield { record, text, bytes: b, id, line };
   }
   progress({ docs: report.docs_in, bytes });
 }
@@ -299,6 +303,6 @@ async function* spooledDocs(
     gst.docs_out++;
     gst.bytes_out += b;
     if (ordinal % 1000 === 0) progress({ docs: ordinal, bytes: 0 });
-    yield { record, text, id: ids[ordinal]!, line: item.value.line };
+    yield { record, text, bytes: b, id: ids[ordinal]!, line: item.value.line };
   }
 }
