@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +25,17 @@ writeFileSync(input, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
 async function expected(): Promise<{ ids: number[] }[]> {
   const f = new RecordFormatter(await loadTokenizer(CHATML));
   return records.map((r, i) => ({ ids: Array.from(f.format(r, `x:${i}`).ids) }));
+}
+
+/** Whether any src/tokenize/*.ts is newer than its compiled dist/tokenize/*.js. */
+function distIsStale(): boolean {
+  const src = join(ROOT, "packages/data/src/tokenize");
+  return readdirSync(src)
+    .filter((f) => f.endsWith(".ts"))
+    .some((f) => {
+      const js = join(ROOT, "packages/data/dist/tokenize", f.replace(/\.ts$/, ".js"));
+      return !existsSync(js) || statSync(js).mtimeMs < statSync(join(src, f)).mtimeMs;
+    });
 }
 
 /** Splits packed rows into documents by cu_seqlens. */
@@ -88,7 +99,8 @@ describe("packDataset", () => {
 
   it("2 worker threads write the same bytes as 1", async () => {
     // Tests run from sources; worker threads run the compiled module, so bring dist/ up to date first.
-    spawnSync("npx", ["tsc", "-b", "packages/data"], { cwd: ROOT, stdio: "ignore" });
+    if (distIsStale()) spawnSync("npx", ["tsc", "-b", "packages/data"], { cwd: ROOT, stdio: "ignore" });
+    expect(distIsStale()).toBe(false);
     expect(tokenizeWorkerPath()).toBeDefined();
     const dir = join(tmp, "threads");
     const m = await packDataset({ inputs: [input], out: dir, tokenizer: CHATML, seqLen: 512, overlong: "drop", threads: 2, batchLines: 16 });
