@@ -54,6 +54,8 @@ export interface WorkerAgentOptions {
   handlers?: HandlerRegistry;
   /** Named secrets for {@link HandlerContext.secret}; the environment is consulted after. @default {} */
   secrets?: Record<string, string>;
+  /** Bound on the digest cache (`<workdir>/cache`), least recently used blobs evicted first. @default no limit */
+  cacheMaxBytes?: number;
   /** Keep attempt workspaces after they end (debugging). @default false */
   keepWorkspaces?: boolean;
   /** Where the agent narrates what it does (claims, outcomes, errors). @default silent */
@@ -80,6 +82,7 @@ export interface ResolvedWorkerAgentOptions {
   handlers: HandlerRegistry;
   secrets: Record<string, string>;
   keepWorkspaces: boolean;
+  cacheMaxBytes: number | undefined;
   log: (line: string) => void;
   stopOnSignals: boolean;
   discoverGpus: DiscoverGpusOptions;
@@ -117,6 +120,7 @@ export function resolveWorkerAgentOptions(options: WorkerAgentOptions): Resolved
     handlers,
     secrets: options.secrets ?? {},
     keepWorkspaces: options.keepWorkspaces ?? false,
+    cacheMaxBytes: options.cacheMaxBytes,
     log: options.log ?? (() => undefined),
     stopOnSignals: options.stopOnSignals ?? false,
     discoverGpus: options.discoverGpus ?? {},
@@ -194,7 +198,9 @@ export class WorkerAgent {
   constructor(options: WorkerAgentOptions = {}) {
     this.options = resolveWorkerAgentOptions(options);
     this.api = new ForgeClient({ url: this.options.url, ...(this.options.apiKey !== undefined ? { apiKey: this.options.apiKey } : {}) });
-    this.cache = new DigestCache(join(this.options.workdir, "cache"), this.api);
+    this.cache = new DigestCache(join(this.options.workdir, "cache"), this.api, {
+      ...(this.options.cacheMaxBytes !== undefined ? { maxBytes: this.options.cacheMaxBytes } : {}),
+    });
   }
 
   /** The worker id, once registered. */

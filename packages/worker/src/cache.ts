@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, copyFile, link, mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { chmod, copyFile, link, mkdir, open, readdir, rename, rm, stat, utimes } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -12,6 +12,16 @@ import type { ForgeClient } from "@nexa/sdk";
 export type BlobApi = Pick<ForgeClient, "getBlob" | "headBlob" | "putBlob" | "getArtifact">;
 
 const DIGEST_RE = /^sha256:([0-9a-f]{64})$/;
+
+/** Options of a {@link DigestCache}. */
+export interface DigestCacheOptions {
+  /**
+   * Keep the cache under this many bytes by evicting the least recently used blobs after each
+   * addition. Eviction never breaks a running attempt: its inputs are hard links (or copies), so
+   * their bytes stay until the workspace goes. @default no limit
+   */
+  maxBytes?: number;
+}
 
 /** A blob resolved from a {@link DataRef}. */
 export interface ResolvedRef {
@@ -37,6 +47,7 @@ export class DigestCache {
     /** `<workdir>/cache`. */
     readonly root: string,
     private readonly api: BlobApi,
+    private readonly options: DigestCacheOptions = {},
   ) {}
 
   /** Where a digest lives in the cache (whether or not it is there yet). */
@@ -82,7 +93,10 @@ export class DigestCache {
 
   private async fetch(digest: string): Promise<string> {
     const dest = this.pathOf(digest);
-    if (await exists(dest)) return dest;
+    if (await exists(dest)) {
+      await touch(dest);
+      return dest;
+    }
     await mkdir(dirname(dest), { recursive: true });
     const tmp = join(this.root, "tmp", `${hexOf(digest)}.${randomBytes(6).toString("hex")}`);
     await mkdir(dirname(tmp), { recursive: true });
@@ -104,9 +118,30 @@ export class DigestCache {
       await fsyncFile(tmp);
       await chmod(tmp, 0o444);
       await rename(tmp, dest);
+      await this.evict(dest);
       return dest;
     } finally {
       await rm(tmp, { force: true });
+    }
+  }
+
+  /** Evicts least recently used entries (never `keep`) until the cache fits `maxBytes`. */
+  private async evict(keep: string): Promise<void> {
+    const max = this.options.maxBytes;
+    if (max === undefined) return;
+    const dir = join(this.root, "sha256");
+    const entries: { path: string; size: number; used: number }[] = [];
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const path = join(dir, name);
+      const st = await stat(path).catch(() => null);
+      if (st?.isFile()) entries.push({ path, size: st.size, used: st.mtimeMs });
+    }
+    let total = entries.reduce((n, e) => n + e.size, 0);
+    for (const e of entries.sort((a, b) => a.used - b.used)) {
+      if (total <= max) break;
+      if (e.path === keep) continue;
+      await rm(e.path, { force: true });
+      total -= e.size;
     }
   }
 
@@ -155,10 +190,17 @@ export class DigestCache {
       await copyFile(path, tmp);
       await chmod(tmp, 0o444);
       await rename(tmp, dest);
+      await this.evict(dest);
     } catch {
       await rm(tmp, { force: true });
     }
   }
+}
+
+/** Marks a cache entry used now (mtime: atime is often not updated, `noatime`). */
+async function touch(path: string): Promise<void> {
+  const now = new Date();
+  await utimes(path, now, now).catch(() => undefined);
 }
 
 /** SHA-256 and size of a file, streamed. */

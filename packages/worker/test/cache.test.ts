@@ -75,4 +75,27 @@ describe("DigestCache against a real blob store", () => {
     await expect(cache.get(`sha256:${"1".repeat(64)}`)).rejects.toMatchObject({ code: "not_found" });
     await expect(cache.resolve("art_doesnotexist")).rejects.toMatchObject({ code: "not_found" });
   });
+
+  it("stays under maxBytes by evicting the least recently used blob", async () => {
+    const put = async (fill: number) => (await forge.admin.putBlob(Buffer.alloc(1000, fill))).digest;
+    const [a, b, c] = [await put(1), await put(2), await put(3)];
+    const cache = new DigestCache(join(dir, "c5"), forge.admin, { maxBytes: 2500 });
+    const pause = () => new Promise((r) => setTimeout(r, 20));
+    await cache.get(a);
+    await pause();
+    await cache.get(b);
+    await pause();
+    await cache.get(a); // a is now the most recently used
+    await pause();
+    const held = join(dir, "ws5", "b.bin");
+    await cache.materialize(b, held);
+    await pause();
+    await cache.get(a);
+    await pause();
+    await cache.get(c);
+    const present = async (d: string) => stat(cache.pathOf(d)).then(() => true, () => false);
+    expect([await present(a), await present(b), await present(c)]).toEqual([true, false, true]);
+    // A materialised input survives the eviction of its cache entry.
+    expect((await readFile(held)).length).toBe(1000);
+  });
 });

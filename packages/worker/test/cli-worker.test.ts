@@ -26,10 +26,10 @@ describe("nexa worker options", () => {
     const env = await resolveWorkerCli({}, { NEXA_HOME: home, NEXA_URL: "http://localhost:9000", NEXA_API_KEY: "nxk_env" });
     expect(env).toMatchObject({ url: "http://localhost:9000", apiKey: "nxk_env", keySource: "NEXA_API_KEY" });
     const flag = await resolveWorkerCli(
-      { apiKey: "nxk_flag", labels: "zone=eu, spot=1", gpus: "2", accepts: "command", concurrency: "3", grace: "5", workdir: "/w" },
+      { apiKey: "nxk_flag", labels: "zone=eu, spot=1", gpus: "2", accepts: "command", concurrency: "3", grace: "5", workdir: "/w", cacheMaxGb: "0.5" },
       { NEXA_HOME: home, NEXA_API_KEY: "nxk_env" },
     );
-    expect(flag).toMatchObject({ apiKey: "nxk_flag", labels: { zone: "eu", spot: "1" }, gpus: 2, accepts: ["command"], concurrency: 3, graceMs: 5000, workdir: "/w" });
+    expect(flag).toMatchObject({ apiKey: "nxk_flag", labels: { zone: "eu", spot: "1" }, gpus: 2, accepts: ["command"], concurrency: 3, graceMs: 5000, workdir: "/w", cacheMaxBytes: 2 ** 29 });
   });
 
   it("names the flag that is wrong", async () => {
@@ -37,6 +37,7 @@ describe("nexa worker options", () => {
     expect(() => parseGpus("two")).toThrow(/--gpus/);
     await expect(resolveWorkerCli({ accepts: "command,nope" }, { NEXA_HOME: home })).rejects.toThrow(/--accepts: unknown job type "nope"/);
     await expect(resolveWorkerCli({ concurrency: "0" }, { NEXA_HOME: home })).rejects.toThrow(/--concurrency/);
+    await expect(resolveWorkerCli({ cacheMaxGb: "lots" }, { NEXA_HOME: home })).rejects.toThrow(/--cache-max-gb/);
   });
 });
 

@@ -16,6 +16,7 @@ export interface WorkerCliFlags {
   concurrency?: string;
   workdir?: string;
   grace?: string;
+  cacheMaxGb?: string;
 }
 
 const DEFAULT_URL = "http://127.0.0.1:8000";
@@ -99,6 +100,8 @@ export async function resolveWorkerCli(flags: WorkerCliFlags, env: NodeJS.Proces
   const graceS = flags.grace === undefined ? 30 : Number(flags.grace);
   if (!Number.isFinite(graceS) || graceS < 0) throw new Error(`--grace: expected seconds ≥ 0, got ${JSON.stringify(flags.grace)}`);
   const accepts = parseAccepts(flags.accepts);
+  const cacheGb = flags.cacheMaxGb === undefined ? undefined : Number(flags.cacheMaxGb);
+  if (cacheGb !== undefined && (!Number.isFinite(cacheGb) || cacheGb <= 0)) throw new Error(`--cache-max-gb: expected a positive number, got ${JSON.stringify(flags.cacheMaxGb)}`);
   return {
     url,
     keySource,
@@ -110,6 +113,7 @@ export async function resolveWorkerCli(flags: WorkerCliFlags, env: NodeJS.Proces
     concurrency: positiveInt("--concurrency", flags.concurrency, 1),
     workdir: flags.workdir ?? join(home, "work"),
     graceMs: graceS * 1000,
+    ...(cacheGb !== undefined ? { cacheMaxBytes: Math.round(cacheGb * 2 ** 30) } : {}),
   };
 }
 
@@ -174,6 +178,7 @@ export function registerWorkerCommand(program: Command): void {
     .option("--concurrency <n>", "attempts to run at once", "1")
     .option("--workdir <dir>", "workspaces and the artifact cache (default: $NEXA_HOME/work)")
     .option("--grace <seconds>", "time between SIGTERM and SIGKILL when a job is stopped", "30")
+    .option("--cache-max-gb <gb>", "bound on the artifact cache, least recently used evicted first (default: no limit)")
     .action(async (flags: WorkerCliFlags) => {
       await runWorker(flags);
     });
