@@ -151,16 +151,24 @@ export class DigestCache {
    */
   async materialize(ref: DataRef, dest: string): Promise<ResolvedRef> {
     const resolved = await this.resolve(ref);
-    const src = await this.get(resolved.digest);
     await mkdir(dirname(dest), { recursive: true });
-    await rm(dest, { force: true });
-    try {
-      await link(src, dest);
-    } catch {
-      await copyFile(src, dest);
-      await chmod(dest, 0o444);
+    // Twice: another attempt's download may evict the entry between `get` and the link.
+    for (let tries = 1; ; tries++) {
+      const src = await this.get(resolved.digest);
+      await rm(dest, { force: true });
+      try {
+        await link(src, dest);
+        return resolved;
+      } catch {
+        try {
+          await copyFile(src, dest);
+          await chmod(dest, 0o444);
+          return resolved;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "ENOENT" || tries >= 2) throw err;
+        }
+      }
     }
-    return resolved;
   }
 
   /**
