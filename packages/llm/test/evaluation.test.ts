@@ -2,7 +2,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { LlmError, StandInServer, compareRuns, runEvaluation, type EvalReport, type StandInCall } from "../src/index.js";
+import { LlmError, OpenAIClient, StandInServer, compareRuns, runEvaluation, type EvalReport, type StandInCall } from "../src/index.js";
 
 interface GoldenCase {
   name: string;
@@ -235,6 +235,21 @@ describe("runEvaluation", () => {
     expect(cmp.metrics.exact_match!.delta_ci!.low).toBeGreaterThan(0.4);
     expect(cmp.metrics.exact_match!.p_value).toBeLessThan(0.01);
     expect(cmp.metrics.bleu!.delta).toBeGreaterThan(0);
+
+    // A pairwise judge that prefers the response naming the right number.
+    server.setReply((c) => {
+      if (c.kind !== "chat") return "";
+      const t = c.lastUser;
+      const task = /Task:\nc(\d+)/.exec(t)![1]!;
+      const first = t.slice(t.indexOf("Response 1:"), t.indexOf("Response 2:"));
+      return JSON.stringify({ winner: first.includes(`number ${task}`) ? (t.slice(t.indexOf("Response 2:")).includes(`number ${task}`) ? "tie" : "1") : "2", reason: "r" });
+    });
+    const judge = new OpenAIClient({ baseUrl: server.url, model: "judge" });
+    const withJudge = await compareRuns(a, b, { samples: 0, judge });
+    await judge.close();
+    // Run A is right on 5 of 20 (ties), B on all 20.
+    expect(withJudge.pairwise).toMatchObject({ a_wins: 0, b_wins: 15, ties: 5, parse_failures: 0, judged: 20 });
+    expect(withJudge.pairwise!.b_win_rate).toBeCloseTo((15 + 2.5) / 20, 12);
   });
 
   it("uses /completions with a chat template for endpoints without a chat API", async () => {

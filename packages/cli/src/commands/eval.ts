@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { EvalMetric } from "@nexa/core";
-import { compareRuns, runEvaluation, type EvalReport } from "@nexa/llm";
+import { OpenAIClient, compareRuns, runEvaluation, type EvalReport } from "@nexa/llm";
 
 const METRICS = EvalMetric.options;
 
@@ -182,10 +182,25 @@ export function registerEvalCommands(program: Command): void {
     .argument("<a>", "baseline run folder")
     .argument("<b>", "candidate run folder")
     .option("--bootstrap <n>", "paired bootstrap resamples", nonNegativeInt, 1000)
+    .option("--judge-endpoint <url>", "also judge each shared sample's two predictions pairwise with this OpenAI-compatible endpoint")
+    .option("--judge-model <name>", "model for --judge-endpoint")
+    .option("--judge-api-key-env <name>", "environment variable holding the judge's API key")
+    .option("--judge-criteria <text>", "what the pairwise judge weighs")
     .option("--json", "print the comparison as JSON")
-    .action(async (a: string, b: string, o: { bootstrap: number; json?: boolean }) => {
+    .action(async (a: string, b: string, o: { bootstrap: number; json?: boolean; judgeEndpoint?: string; judgeModel?: string; judgeApiKeyEnv?: string; judgeCriteria?: string }) => {
+      let judge: OpenAIClient | undefined;
       try {
-        const cmp = await compareRuns(resolve(a), resolve(b), { samples: o.bootstrap });
+        if (o.judgeEndpoint) {
+          if (!o.judgeModel) throw new Error("--judge-endpoint needs --judge-model");
+          const key = o.judgeApiKeyEnv ? process.env[o.judgeApiKeyEnv] : undefined;
+          if (o.judgeApiKeyEnv && !key) throw new Error(`environment variable ${o.judgeApiKeyEnv} (--judge-api-key-env) is not set`);
+          judge = new OpenAIClient({ baseUrl: o.judgeEndpoint, model: o.judgeModel, ...(key ? { apiKey: key } : {}) });
+        }
+        const cmp = await compareRuns(resolve(a), resolve(b), {
+          samples: o.bootstrap,
+          ...(judge ? { judge } : {}),
+          ...(o.judgeCriteria ? { criteria: o.judgeCriteria } : {}),
+        });
         if (o.json) {
           process.stdout.write(`${JSON.stringify(cmp, null, 2)}\n`);
           return;
@@ -202,9 +217,15 @@ export function registerEvalCommands(program: Command): void {
         const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
         const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
         process.stdout.write(`${line(head)}\n${rows.map(line).join("\n")}\n\n${cmp.paired} paired samples\n`);
+        if (cmp.pairwise) {
+          const p = cmp.pairwise;
+          process.stdout.write(`pairwise judge: B wins ${p.b_wins}, A wins ${p.a_wins}, ties ${p.ties}, parse failures ${p.parse_failures}; B win rate ${fmt(p.b_win_rate, 3)}\n`);
+        }
       } catch (e) {
         process.stderr.write(`error: ${e instanceof Error ? e.message : String(e)}\n`);
         process.exitCode = 1;
+      } finally {
+        await judge?.close();
       }
     });
 }

@@ -4,6 +4,8 @@ import { bleuFromStats, bleuSegmentStats, sumStats } from "../metrics/bleu.js";
 import { chrfFromStats, chrfSegmentStats } from "../metrics/chrf.js";
 import { quantileLinear } from "../metrics/numeric.js";
 import { terSegmentStats } from "../metrics/ter.js";
+import type { OpenAIClient } from "../client/openai-client.js";
+import { PairwiseJudge } from "../judges/pairwise-judge.js";
 import { seededRandom } from "./bootstrap.js";
 import type { EvalReport, EvalSample } from "./run-evaluation.js";
 
@@ -26,6 +28,21 @@ export interface RunComparison {
   /** Samples present (and scored) in both runs, matched by id, else by index. */
   paired: number;
   metrics: Record<string, MetricComparison>;
+  /** Pairwise LLM-judge verdicts over the shared samples, when a judge was given. */
+  pairwise?: { a_wins: number; b_wins: number; ties: number; parse_failures: number; judged: number; b_win_rate: number };
+}
+
+/** Options of {@link compareRuns}. */
+export interface CompareRunsOptions {
+  /** Paired bootstrap resamples. @default 1000 */
+  samples?: number;
+  seed?: number;
+  /** Judge every shared sample's two predictions with a {@link PairwiseJudge} on this client. */
+  judge?: OpenAIClient;
+  /** What the pairwise judge weighs. */
+  criteria?: string;
+  /** Judge at most this many pairs (the first ones). */
+  maxJudged?: number;
 }
 
 async function loadRun(dir: string): Promise<{ report: EvalReport; samples: EvalSample[] }> {
@@ -53,7 +70,7 @@ const keyOf = (s: EvalSample) => (s.id !== undefined ? `id:${JSON.stringify(s.id
  * const cmp = await compareRuns("runs/base", "runs/tuned");
  * cmp.metrics.bleu?.delta
  */
-export async function compareRuns(dirA: string, dirB: string, options: { samples?: number; seed?: number } = {}): Promise<RunComparison> {
+export async function compareRuns(dirA: string, dirB: string, options: CompareRunsOptions = {}): Promise<RunComparison> {
   const A = await loadRun(dirA);
   const B = await loadRun(dirB);
   const bByKey = new Map(B.samples.filter((s) => s.error === undefined).map((s) => [keyOf(s), s]));
@@ -86,7 +103,24 @@ export async function compareRuns(dirA: string, dirB: string, options: { samples
     }
     out[name] = cmp;
   }
-  return { a: dirA, b: dirB, paired: pairs.length, metrics: out };
+  const result: RunComparison = { a: dirA, b: dirB, paired: pairs.length, metrics: out };
+  if (options.judge) {
+    const judge = new PairwiseJudge({ client: options.judge, ...(options.criteria ? { criteria: options.criteria } : {}) });
+    const chosen = pairs.slice(0, options.maxJudged ?? pairs.length);
+    const verdicts = await Promise.all(chosen.map(([x, y], i) => judge.compare(x.input, x.prediction, y.prediction, { cacheSalt: `compare:${i}` })));
+    const pw = { a_wins: 0, b_wins: 0, ties: 0, parse_failures: 0, judged: verdicts.length, b_win_rate: 0 };
+    for (const v of verdicts) {
+      if (v.status === "parse_failure") pw.parse_failures++;
+      else if (v.winner === "A") pw.a_wins++;
+      else if (v.winner === "B") pw.b_wins++;
+      else pw.ties++;
+    }
+    // Ties count half; parse failures are left out of the rate (and reported on their own).
+    const decided = pw.a_wins + pw.b_wins + pw.ties;
+    pw.b_win_rate = decided ? (pw.b_wins + pw.ties / 2) / decided : 0;
+    result.pairwise = pw;
+  }
+  return result;
 }
 
 function pairedStatistic(name: string, pairs: [EvalSample, EvalSample][]): ((idx: Uint32Array) => number) | undefined {
