@@ -252,6 +252,23 @@ describe("runEvaluation", () => {
     expect(withJudge.pairwise!.b_win_rate).toBeCloseTo((15 + 2.5) / 20, 12);
   });
 
+  it("reports accuracy with scikit-learn-equal classification metrics (golden labels)", async () => {
+    const c = golden.find((g) => g.name === "classification:string_labels")!;
+    const yt = c.input.y_true as string[];
+    const yp = c.input.y_pred as string[];
+    server.setReply((call) => (call.kind === "chat" ? ` ${yp[Number(call.lastUser.slice(4))]!.toUpperCase()}\n` : ""));
+    const r = await runEvaluation({
+      spec: { endpoint: { base_url: server.url, model: "m" }, dataset: `sha256:${"0".repeat(64)}`, metrics: ["accuracy"], bootstrap_samples: 0 },
+      datasetPath: await dataset(yt.map((t, i) => ({ prompt: `row ${i}`, answer: t }))),
+      outDir: fresh(),
+    });
+    if (r.status !== "complete") throw new Error("incomplete");
+    expect(r.report.metrics.accuracy).toBe(c.expected.accuracy);
+    expect(r.report.classification!.macro).toEqual(c.expected.macro);
+    expect(r.report.classification!.weighted).toEqual(c.expected.weighted);
+    expect(r.report.classification!.confusion_matrix).toEqual(c.expected.confusion_matrix);
+  });
+
   it("uses /completions with a chat template for endpoints without a chat API", async () => {
     const prompts: string[] = [];
     server.setReply((c) => {

@@ -6,6 +6,7 @@ import { describeError } from "../errors.js";
 import { RubricJudge, type JudgeVerdict } from "../judges/rubric-judge.js";
 import { bleuFromStats, bleuSegmentStats, corpusBleu, sumStats } from "../metrics/bleu.js";
 import { chrfFromStats, chrfSegmentStats, corpusChrf } from "../metrics/chrf.js";
+import { type ClassificationReport, classificationReport } from "../metrics/classification.js";
 import { pyStrip } from "../metrics/python-text.js";
 import { rouge } from "../metrics/rouge.js";
 import { maxOverGroundTruths, squadExactMatch, squadF1 } from "../metrics/squad.js";
@@ -49,6 +50,8 @@ export interface EvalReport {
   metric_details: Record<string, { signature: string; formatted: string }>;
   counts: { samples: number; scored: number; errors: number; cached: number; restored: number };
   assertions?: { pass_rate: number; by_assertion: { type: string; pass_rate: number }[] };
+  /** With `accuracy`: labels (trimmed, lower-cased prediction vs first reference) through scikit-learn-equal precision/recall/F1. */
+  classification?: ClassificationReport;
   judge?: { mean_score: number | null; pass_rate: number; parse_failures: number; judged: number; by_dimension: Record<string, number> };
   usage: { prompt_tokens: number; completion_tokens: number };
   endpoint: { base_url: string | undefined; deployment: string | undefined; model: string };
@@ -366,6 +369,17 @@ function aggregate(samples: EvalSample[], spec: EvaluateSpec, usage: { prompt_to
   };
   void usage;
 
+  if (spec.metrics.includes("accuracy") && scored.length) {
+    const label = (t: string) => pyStrip(t).toLowerCase();
+    const withRef = scored.filter((s) => s.references.length > 0);
+    if (withRef.length) {
+      report.classification = classificationReport(
+        withRef.map((s) => label(s.references[0]!)),
+        withRef.map((s) => label(s.prediction)),
+      );
+      out.macro_f1 = report.classification.macro.f1;
+    }
+  }
   if (spec.assertions && scored.length) {
     const all = scored.map((s) => (s.assertions ?? []).every((a) => a.passed));
     report.assertions = {
