@@ -412,7 +412,7 @@ export class WorkerAgent {
     const { log: say } = this.options;
     const tag = `${job.id}#${lease.attempt}`;
     const claimedAt = new Date();
-    say(`claimed ${job.type} job ${tag}${job.name ? ` (${job.name})` : ""}`);
+    say(`claimed ${job.type} job ${tag}${job.name ? ` (${job.name})` : ""} under lease ${lease.id}`);
     const ws = join(this.options.workdir, `${job.id}-${lease.attempt}`);
     const inputsDir = join(ws, "inputs");
     const outputsDir = join(ws, "outputs");

@@ -101,6 +101,12 @@ describe("workers as processes", () => {
     expect(Date.parse(done.finished_at ?? "") - killedAt).toBeGreaterThan(1500);
     const out = done.outputs?.["who.txt"];
     expect(await (await forge.admin.getBlob(out?.digest ?? "")).text()).toBe("attempt 2\n");
+    // The dead worker's lease is fenced off: a late completion with it changes nothing.
+    const deadLease = /claimed command job \S+#1 under lease (\S+)/.exec(a.output.join("\n"))?.[1];
+    expect(deadLease).toBeDefined();
+    const late = forge.admin.withKey(forge.workerKey);
+    await expect(late.complete(deadLease ?? "", { outputs: {} })).rejects.toMatchObject({ code: "lease_lost" });
+    expect((await forge.admin.getJob(job.id)).outputs?.["who.txt"]?.digest).toBe(out?.digest);
     await b.agent.stop();
   });
 
