@@ -249,6 +249,8 @@ export const AttemptManifest = z.object({
     .object({ status: z.string(), code: z.number().int().nullable().optional(), signal: z.string().nullable().optional() })
     .optional(),
   usage: Usage.optional(),
+  /** Handler-specific facts (process exit, restored checkpoint, teacher model identity). */
+  annotations: z.record(z.string(), z.unknown()).optional(),
 });
 export type AttemptManifest = z.infer<typeof AttemptManifest>;
 
