@@ -386,7 +386,7 @@ export class WorkflowEngine {
     for (const [idx, values] of combos.entries()) {
       let resolvedSpec: unknown;
       try {
-        resolvedSpec = substitute(step.with, { ...ctx, matrix: values });
+        resolvedSpec = expandListInputs(substitute(step.with, { ...ctx, matrix: values }));
       } catch (err) {
         return this.failStep({ ...base }, `with: ${(err as Error).message}`, idx);
       }
@@ -613,4 +613,28 @@ function groupRows(rows: StepRow[]): Map<string, StepRow[]> {
     by.set(r.step, list);
   }
   return by;
+}
+
+/**
+ * Fan-in of files: an `inputs` entry that resolved to a list (a matrix step's outputs) becomes one
+ * input per element, `NAME/0`, `NAME/1`, … (zero-padded so a sorted listing is in matrix order),
+ * materialised under `$NEXA_INPUTS_DIR/NAME/`. A `null` (an instance without that output) is left out.
+ */
+export function expandListInputs(spec: unknown): unknown {
+  if (spec === null || typeof spec !== "object" || Array.isArray(spec)) return spec;
+  const inputs = (spec as { inputs?: unknown }).inputs;
+  if (inputs === null || typeof inputs !== "object" || Array.isArray(inputs)) return spec;
+  if (!Object.values(inputs).some(Array.isArray)) return spec;
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(inputs)) {
+    if (!Array.isArray(value)) {
+      out[name] = value;
+      continue;
+    }
+    const digits = String(Math.max(0, value.length - 1)).length;
+    value.forEach((v, i) => {
+      if (v !== null) out[`${name}/${String(i).padStart(digits, "0")}`] = v;
+    });
+  }
+  return { ...spec, inputs: out };
 }
