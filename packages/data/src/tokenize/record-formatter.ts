@@ -44,6 +44,7 @@ export class RecordFormatter {
   readonly options: ResolvedFormatOptions;
   readonly #template: ChatTemplate | undefined;
   readonly #roles: Set<string>;
+  #overhead: number | undefined | null = null;
 
   constructor(
     readonly tokenizer: TextTokenizer,
@@ -66,12 +67,15 @@ export class RecordFormatter {
    */
   templateOverhead(): number | undefined {
     if (!this.#template) return undefined;
-    try {
-      const text = this.#template.render([{ role: "user", content: "" }, { role: "assistant", content: "" }]);
-      return this.tokenizer.encode(text, { addSpecialTokens: false, parseSpecial: true }).length;
-    } catch {
-      return undefined;
+    if (this.#overhead === null) {
+      try {
+        const text = this.#template.render([{ role: "user", content: "" }, { role: "assistant", content: "" }]);
+        this.#overhead = this.tokenizer.encode(text, { addSpecialTokens: false, parseSpecial: true }).length;
+      } catch {
+        this.#overhead = undefined;
+      }
     }
+    return this.#overhead;
   }
 
   /** Formats one record; `where` names it in errors (`file:line`). */
