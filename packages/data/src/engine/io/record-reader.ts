@@ -104,7 +104,7 @@ async function* readJsonl(path: string, gzip: boolean): AsyncGenerator<ReadItem>
       ok: false,
       error: new RecordError(
         truncated ? "truncated" : "unreadable",
-        { file: path, line: line + 1 },
+        truncated || line > 0 ? { file: path, line: line + 1 } : { file: path },
         truncated ? `gzip stream is truncated or corrupt (${(e as Error).message})` : `cannot read (${(e as Error).message})`,
         truncated ? "The file was cut short; re-download or re-compress it (gzip -t checks it)." : "Check that the file exists and is readable.",
         { cause: e },
