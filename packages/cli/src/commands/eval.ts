@@ -139,12 +139,16 @@ export function registerEvalCommands(program: Command): void {
       const tty = process.stderr.isTTY;
       let lastDraw = 0;
       try {
+        // Replies are cached by request (endpoint, body), so they are shared by every run into this
+        // folder; progress belongs to one exact spec, so a changed option starts a fresh list (that
+        // then finds its unchanged requests in the cache).
         const state = join(out, ".nexa-eval");
+        const progress = join(state, "progress", createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 16));
         const outcome = await runEvaluation({
           spec,
           datasetPath,
           outDir: out,
-          checkpointDir: join(state, "progress"),
+          checkpointDir: progress,
           ...(o.cache === false ? {} : { cacheDir: join(state, "cache") }),
           secret: (name) => process.env[name],
           signal: ac.signal,

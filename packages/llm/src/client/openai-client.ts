@@ -125,6 +125,13 @@ function messagesText(messages: readonly ChatMessage[]): string {
   return s;
 }
 
+/** Estimated prompt tokens of a chat or completions body (when the server reports no usage). */
+function promptEstimateOf(body: Record<string, unknown>): number {
+  if (Array.isArray(body.messages)) return estimateTokens(messagesText(body.messages as ChatMessage[]));
+  const p = body.prompt;
+  return estimateTokens(Array.isArray(p) ? p.join("") : typeof p === "string" ? p : "");
+}
+
 interface RawResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
@@ -299,7 +306,7 @@ export class OpenAIClient {
       // Drain or destroy the body so the connection is not leaked on an early exit.
       res.body.destroy();
     }
-    this.recordUsage(body.model, usage, estimate, text);
+    this.recordUsage(body.model, usage, estimate, text, promptEstimateOf(body));
     const response: ChatCompletion = {
       id: last?.id,
       model: last?.model ?? body.model,
@@ -389,7 +396,7 @@ export class OpenAIClient {
           if ("value" in v) {
             const usage = (json as { usage?: CompletionUsage | null }).usage ?? undefined;
             const firstText = extractText(json);
-            this.recordUsage(body.model, usage, estimate, firstText);
+            this.recordUsage(body.model, usage, estimate, firstText, promptEstimateOf(body));
             return { value: v.value, json, attempts: attempt };
           }
           problem = this.fail("invalid_response", v.error, body.model, res.status, attempt, true);
@@ -548,12 +555,12 @@ export class OpenAIClient {
     });
   }
 
-  private recordUsage(model: string, usage: CompletionUsage | undefined, estimate: number, completionText: string): void {
+  private recordUsage(model: string, usage: CompletionUsage | undefined, estimate: number, completionText: string, promptEstimate?: number): void {
     let rec: UsageRecord;
     if (usage) rec = { prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, estimated: false, model };
     else {
       const completion = estimateTokens(completionText);
-      rec = { prompt_tokens: Math.max(0, estimate - 256), completion_tokens: completion, estimated: true, model };
+      rec = { prompt_tokens: promptEstimate ?? estimate, completion_tokens: completion, estimated: true, model };
     }
     // True up the token bucket: it was charged the estimate before sending.
     if (this.tpm) this.tpm.adjust(rec.prompt_tokens + rec.completion_tokens - estimate);

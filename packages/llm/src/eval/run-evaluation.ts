@@ -231,7 +231,13 @@ export async function runEvaluation(options: EvaluationOptions): Promise<Evaluat
     const s = store.get(String(p.index))!;
     // A skipped failure was recorded without its row's fields.
     if (s.error !== undefined && s.index === -1) return { ...s, index: p.index, input: p.input, references: p.references };
-    return s;
+    // Scores are recomputed from the stored prediction, so restored samples are scored by this
+    // run's metric list and references, not the one they were first scored with.
+    const mc = s.metrics.multiple_choice;
+    const rescored: EvalSample = { ...s, references: p.references, metrics: mc === undefined ? {} : { multiple_choice: mc } };
+    scoreSample(rescored, metrics);
+    if (spec.assertions) rescored.assertions = spec.assertions.map((a) => checkAssertion(a, rescored.prediction));
+    return rescored;
   });
   const report = aggregate(samples, spec, usageTotals, store.restored);
   await mkdir(options.outDir, { recursive: true });
