@@ -5,6 +5,7 @@ import { loadTokenizer } from "../../packages/data/dist/tokenize/index.js";
 const tok = await loadTokenizer(workerData.spec);
 tok.encode("warm up 123 !!");
 const texts = workerData.texts;
+if (workerData.warm) for (const t of texts) tok.encode(t);
 parentPort.postMessage({ ready: true });
 parentPort.on("message", () => {
   let tokens = 0;
