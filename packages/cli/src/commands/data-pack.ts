@@ -160,13 +160,11 @@ export function registerPackCommands(data: Command): void {
         let records = 0;
         let tokens = 0;
         let trained = 0;
-        let chars = 0;
         const started = performance.now();
         let seq = 0;
         for (const input of inputs) {
           for await (const { firstLine, lines } of jsonlLineBatches(input, 256, {})) {
             const b = processBatch(formatter, { seq: seq++, file: input, firstLine, lines });
-            chars += b.chars;
             for (let i = 0; i + 1 < b.offsets.length; i++) {
               const ids = b.ids.subarray(b.offsets[i]!, b.offsets[i + 1]!);
               const labels = b.labels.subarray(b.offsets[i]!, b.offsets[i + 1]!);
