@@ -217,25 +217,26 @@ export class WorkflowEngine {
 
   /** Records a finished job on every step row waiting for it; returns the (run, step) pairs it touched. */
   private async applyJob(jobId: string, status: JobStatus, outputs: Record<string, unknown>, error: string | null): Promise<{ run_id: string; step: string }[]> {
-    const rows = await this.db.selectFrom("workflow_steps").select(["run_id", "step", "org_id", "cache_key"]).where("job_id", "=", jobId).where("status", "in", ["queued", "running"]).execute();
-    if (rows.length === 0) return [];
     const now = Date.now();
-    await this.db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable("workflow_steps")
-        .set({ status, outputs: JSON.stringify(status === "succeeded" ? outputs : {}), error, finished_at: now })
-        .where("job_id", "=", jobId)
-        .where("status", "in", ["queued", "running"])
+    // One statement on the scheduling path (this runs between a job's completion and its
+    // dependents' submission): the update says which rows it changed. No transaction with the
+    // cache write: a crash between the two loses a cache entry, never a step's state.
+    const rows = await this.db
+      .updateTable("workflow_steps")
+      .set({ status, outputs: JSON.stringify(status === "succeeded" ? outputs : {}), error, finished_at: now })
+      .where("job_id", "=", jobId)
+      .where("status", "in", ["queued", "running"])
+      .returning(["run_id", "step", "org_id", "cache_key"])
+      .execute();
+    if (rows.length === 0) return [];
+    const key = rows.find((r) => r.cache_key !== null)?.cache_key;
+    if (status === "succeeded" && key) {
+      await this.db
+        .insertInto("step_cache")
+        .values({ org_id: rows[0]!.org_id, cache_key: key, job_id: jobId, outputs: JSON.stringify(outputs), created_at: now })
+        .onConflict((oc) => oc.columns(["org_id", "cache_key"]).doUpdateSet({ job_id: jobId, outputs: JSON.stringify(outputs), created_at: now }))
         .execute();
-      const key = rows.find((r) => r.cache_key !== null)?.cache_key;
-      if (status === "succeeded" && key) {
-        await trx
-          .insertInto("step_cache")
-          .values({ org_id: rows[0]!.org_id, cache_key: key, job_id: jobId, outputs: JSON.stringify(outputs), created_at: now })
-          .onConflict((oc) => oc.columns(["org_id", "cache_key"]).doUpdateSet({ job_id: jobId, outputs: JSON.stringify(outputs), created_at: now }))
-          .execute();
-      }
-    });
+    }
     const seen = new Set<string>();
     return rows.filter((r) => !seen.has(`${r.run_id}\0${r.step}`) && seen.add(`${r.run_id}\0${r.step}`)).map((r) => ({ run_id: r.run_id, step: r.step }));
   }
