@@ -132,6 +132,8 @@ describe("packDataset", () => {
     writeFileSync(bad, '{"text":"ok"}\n{"text": oops}\n');
     const dir = join(tmp, "bad-out");
     await expect(packDataset({ inputs: [bad], out: dir, tokenizer: "cl100k_base", seqLen: 64 })).rejects.toThrow(/bad\.jsonl:2: is not valid JSON.*Fix/);
+    // the same from a worker thread (dist/ was brought up to date by the test above)
+    await expect(packDataset({ inputs: [bad], out: dir, tokenizer: "cl100k_base", seqLen: 64, threads: 2 })).rejects.toThrow(/bad\.jsonl:2: is not valid JSON.*Fix/);
     expect(readdirSync(dir)).toEqual([]);
     writeFileSync(bad, JSON.stringify(convs[0]) + "\n");
     await expect(packDataset({ inputs: [bad], out: dir, tokenizer: CHATML, seqLen: 8 })).rejects.toThrow(/bad\.jsonl:1: --seq-len 8 is too small: the chat template alone takes \d+ tokens/);
