@@ -130,6 +130,15 @@ describe("OpenAIClient against the stand-in", () => {
     expect(e2.code).toBe("invalid_response");
     expect(e2.message).toContain("non-JSON");
     expect(server.requestCount({ messages: user("b"), model: "m" })).toBe(3);
+    server.clearFaults();
+    // Some servers send an error object with status 200.
+    server.failNext(5, { status: 200, body: '{"error": {"message": "model overloaded", "type": "server_error"}}' });
+    const e3 = (await client.chat({ messages: user("c") }).catch((e: unknown) => e)) as LlmError;
+    expect(e3.message).toMatch(/error body: model overloaded.*last status 200/);
+    expect(e3.attempts).toBe(3);
+    server.clearFaults();
+    server.failNext(1, { status: 200, body: '{"error": "transient"}' });
+    expect((await client.chat({ messages: user("d") })).attempts).toBe(2);
     await client.close();
   });
 

@@ -136,5 +136,5 @@ export type TextCompletion = z.infer<typeof TextCompletion>;
 
 /** The error body OpenAI-compatible servers send. */
 export const ErrorBody = z.looseObject({
-  error: z.union([z.looseObject({ message: z.string().optional(), type: z.string().nullish(), code: z.unknown() }), z.string()]),
+  error: z.union([z.looseObject({ message: z.string().optional(), type: z.string().nullish(), code: z.unknown().optional() }), z.string()]),
 });
