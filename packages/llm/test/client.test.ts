@@ -58,6 +58,17 @@ describe("OpenAIClient against the stand-in", () => {
     await client.close();
   });
 
+  it("retries a stream that fails before its first event", async () => {
+    server.failNext(1, { status: 429, retryAfterS: 0 });
+    server.setReply(() => "a b");
+    const client = new OpenAIClient({ baseUrl: server.url, model: "m", retryBaseDelayMs: 1 });
+    const gen = client.chatStream({ messages: user("s") });
+    let n = await gen.next();
+    while (!n.done) n = await gen.next();
+    expect(n.value).toMatchObject({ text: "a b", attempts: 2 });
+    await client.close();
+  });
+
   it("returns chat logprobs and completion prompt logprobs with echo", async () => {
     server.setLogprob((tok) => (tok.trim() === "Paris" ? -0.1 : -2));
     const client = new OpenAIClient({ baseUrl: server.url, model: "m" });
