@@ -7,9 +7,18 @@ const out = join(process.env.NEXA_OUTPUTS_DIR ?? ".", "corpus.jsonl");
 const metrics = process.env.NEXA_METRICS_FILE;
 const topics = ["queues", "leases", "checkpoints", "artifacts", "tokenizers", "gateways", "evaluation", "preemption"];
 const verbs = ["explains", "describes", "documents", "examines", "summarises"];
-let seed = Number(process.env.SEED ?? 7);
-const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-const words = "the a worker job lease queue retry budget model token data set fleet machine spot GPU step loss shard".split(" ");
+// mulberry32: a small seeded PRNG with integer arithmetic (exact in JavaScript numbers).
+let seed = Number(process.env.SEED ?? 7) >>> 0;
+const rand = () => {
+  seed = (seed + 0x6d2b79f5) >>> 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
+const words = ("the a an worker job lease queue retry budget model token data set fleet machine spot GPU step loss shard " +
+  "checkpoint artifact digest blob manifest handler claim heartbeat preempt resume cache matrix pipeline tokenizer " +
+  "batch epoch gradient optimizer schedule warmup cosine decay evaluation judge rubric endpoint gateway latency").split(" ");
 const docs = [];
 for (let i = 0; i < 200; i++) {
   const topic = topics[i % topics.length];
@@ -22,7 +31,7 @@ for (let i = 0; i < 200; i++) {
 }
 docs.push({ id: "dup-exact", text: docs[3].text });
 docs.push({ id: "dup-near", text: docs[5].text.replace(/\.$/, " again.") });
-docs.push({ id: "pii", text: `Contact ops at ops@example.com or 555-010-9999 about ${docs[9].text}` });
+docs.push({ id: "pii", text: "Contact the on-call engineer at ops@example.com or +1 415-555-0132 when a spot worker is preempted twice in an hour; the lease sweeper re-queues its jobs." });
 writeFileSync(out, "");
 docs.forEach((d, i) => {
   appendFileSync(out, JSON.stringify(d) + "\n");

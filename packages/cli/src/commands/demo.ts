@@ -61,6 +61,13 @@ export async function runDemo(options: { keep?: boolean; say?: (line: string) =>
         }
       },
     });
+    const report = done.outputs.report;
+    if (typeof report === "string") {
+      const r = (await (await client.getBlob(report)).json()) as { docs_in: number; kept: number; steps: { drops: Record<string, number>; counts: Record<string, number>; type: string }[] };
+      const drops = r.steps.flatMap((st) => Object.entries(st.drops).map(([k, v]) => `${k} ${v}`));
+      const pii = r.steps.filter((st) => st.type === "pii").flatMap((st) => Object.entries(st.counts).map(([k, v]) => `${k} ${v}`));
+      say(`audit kept ${r.kept} of ${r.docs_in} documents (removed: ${drops.join(", ") || "none"}; PII redacted: ${pii.join(", ") || "none"})`);
+    }
     return { ok: done.status === "succeeded", run: done, home };
   } finally {
     await agent.stop();
