@@ -140,6 +140,8 @@ export interface GraphNode {
   matrix?: { total: number | null; counts?: Partial<Record<WorkflowStatus, number>>; cacheHits?: number; keys?: string[] };
   durationS?: number | null;
   error?: string | null;
+  /** Static graphs: `off` for `cache: false`, `v<version>` for `cache: {version}`. */
+  cache?: string;
 }
 
 /** The graph of a run: each step with its status, cache hit, matrix counts and needs. */
@@ -165,6 +167,8 @@ export function graphFromFile(parsed: ParsedWorkflow): GraphNode[] {
   return parsed.order.map((name) => {
     const step = parsed.spec.steps[name]!;
     const node: GraphNode = { name, type: step.type, needs: parsed.deps[name]!, status: null };
+    if (step.cache === false) node.cache = "off";
+    else if (typeof step.cache === "object") node.cache = `v${step.cache.version}`;
     if (step.matrix) {
       const sizes = Object.values(step.matrix).map((v) => (Array.isArray(v) ? v.length : null));
       node.matrix = { total: sizes.includes(null) ? null : sizes.reduce<number>((a, b) => a * b!, 1), keys: Object.keys(step.matrix) };
@@ -239,7 +243,7 @@ function matrixText(n: GraphNode): string | undefined {
 
 /** The status words of a node: "succeeded 1.2s cache hit". */
 function statusText(n: GraphNode): string {
-  if (n.status === null) return n.type ?? "";
+  if (n.status === null) return `${n.type ?? ""}${n.cache ? ` · cache ${n.cache}` : ""}`;
   const bits: string[] = [n.skipped ? "skipped" : n.status];
   if (n.reused) bits.push("reused");
   else if (n.cacheHit) bits.push("⚡cache hit");
@@ -252,6 +256,10 @@ const ANSI = /\x1b\[[0-9;]*m/g;
 /** Width of text on a terminal (ANSI colour codes take none). */
 function width(s: string): number {
   return [...s.replace(ANSI, "")].length;
+}
+/** The first `w` visible characters of `s` (colour codes dropped), ending in "…". */
+function cut(s: string, w: number): string {
+  return [...s.replace(ANSI, "")].slice(0, Math.max(0, w - 1)).join("") + "…";
 }
 function pad(s: string, w: number): string {
   return s + " ".repeat(Math.max(0, w - width(s)));
@@ -370,7 +378,9 @@ export async function watchRun(client: ForgeClient, id: string, options: { tty?:
   for (;;) {
     const run = await client.getWorkflowRun(id);
     if (tty) {
-      const lines = progressLines(run, true);
+      // Lines cut to the terminal width: a wrapped line would break the cursor-up redraw.
+      const cols = process.stderr.columns ?? 120;
+      const lines = progressLines(run, true).map((l) => (width(l) > cols - 1 ? cut(l, cols - 1) : l));
       write(`${drawn > 0 ? `\x1b[${drawn}A\x1b[J` : ""}${lines.join("\n")}\n`);
       drawn = lines.length;
     } else {
