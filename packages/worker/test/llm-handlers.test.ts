@@ -165,6 +165,21 @@ describe("evaluate handler", () => {
   });
 });
 
+describe("evaluate against a Forge deployment by name", () => {
+  it("goes through the control plane's gateway with the worker's key", async () => {
+    const ds = await jsonl([{ prompt: "hi", answer: "echo: hi" }]);
+    const h = await harness("evaluate", { endpoint: { deployment: "qwen-ft", model: "qwen-ft" }, dataset: DIGEST("e"), metrics: ["exact_match"] }, { [DIGEST("e")]: ds });
+    // The control plane's URL: the stand-in plays the gateway at /v1/gateway.
+    const origin = new URL(server.url).origin;
+    (h.ctx as { api: ForgeClient }).api = new ForgeClient({ url: origin, apiKey: "nxk_worker_key" });
+    await evaluateHandler(h.ctx);
+    expect(server.lastAuthorization).toBe("Bearer nxk_worker_key");
+    expect(server.requestCount({ model: "qwen-ft", messages: [{ role: "user", content: "hi" }], temperature: 0 })).toBe(1);
+    const report = JSON.parse(await readFile(join(h.dirs.outputsDir, "report.json"), "utf8")) as { metrics: Record<string, number> };
+    expect(report.metrics.exact_match).toBe(1);
+  });
+});
+
 describe("generate handler", () => {
   const topics = Array.from({ length: 12 }, (_, i) => `topic${i}`);
 

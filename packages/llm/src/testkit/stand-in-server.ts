@@ -135,6 +135,8 @@ export class StandInServer {
   readonly log: StandInLogEntry[] = [];
   /** Whether to record {@link log}. @default true */
   keepLog = true;
+  /** `Authorization` header of the last request (tests of credential plumbing). */
+  lastAuthorization: string | undefined;
   /** Requests received, completed (200 replies sent), and the most in flight at once. */
   readonly totals = { received: 0, completed: 0, faults: 0, inFlight: 0, maxInFlight: 0 };
 
@@ -238,15 +240,19 @@ export class StandInServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const t = performance.now();
     const url = req.url ?? "/";
+    this.lastAuthorization = req.headers.authorization;
     const path = url.split("?")[0]!;
     if (this.apiKey !== undefined && req.headers.authorization !== `Bearer ${this.apiKey}`) {
       return this.json(res, 401, { error: { message: "invalid api key", type: "invalid_request_error", code: "invalid_api_key" } });
     }
-    if (req.method === "GET" && path === "/v1/models") {
+    // Any prefix ending in the OpenAI paths is served, so a gateway-style base URL
+    // (`…/v1/gateway`) works too.
+    const route = path.endsWith("/chat/completions") ? "/v1/chat/completions" : path.endsWith("/completions") ? "/v1/completions" : path;
+    if (req.method === "GET" && path.endsWith("/models")) {
       return this.json(res, 200, { object: "list", data: [{ id: this.model, object: "model", owned_by: "nexa-stand-in" }] });
     }
     if (req.method === "GET" && path === "/healthz") return this.json(res, 200, { ok: true });
-    if (req.method !== "POST" || (path !== "/v1/chat/completions" && path !== "/v1/completions")) {
+    if (req.method !== "POST" || (route !== "/v1/chat/completions" && route !== "/v1/completions")) {
       return this.json(res, 404, { error: { message: `no route ${req.method} ${path}`, type: "not_found" } });
     }
     let raw = "";
@@ -266,7 +272,7 @@ export class StandInServer {
     if (this.totals.inFlight > this.totals.maxInFlight) this.totals.maxInFlight = this.totals.inFlight;
     let status = 200;
     try {
-      const call = this.callOf(path, body, hash);
+      const call = this.callOf(route, body, hash);
       if (call === undefined) {
         status = 400;
         return this.json(res, 400, { error: { message: "messages (chat) or prompt (completions) is required", type: "invalid_request_error" } });
