@@ -1,6 +1,5 @@
 import { join } from "node:path";
 import type { RunningServer, ServerOptions } from "@nexa/server";
-import type { WorkerAgent } from "@nexa/worker";
 import type { Command } from "commander";
 import pc from "picocolors";
 import { parseAccepts, parseGpus, parseLabels } from "./worker.js";
