@@ -144,18 +144,18 @@ export class SpacyEnglishTokenizer {
     return toks;
   }
 
-  private findPrefix(s: string): number {
-    const re = ASCII_RE.test(s) ? this.prefixReA : this.prefixRe;
+  private findPrefix(s: string, ascii = ASCII_RE.test(s)): number {
+    const re = ascii ? this.prefixReA : this.prefixRe;
     re.lastIndex = 0;
     const m = re.exec(s);
     return m === null ? 0 : m[0].length;
   }
 
-  private findSuffix(s: string): number {
+  private findSuffix(s: string, ascii = ASCII_RE.test(s)): number {
     // Every suffix alternative but `\.\.+$` matches at most SUFFIX_WINDOW characters, so the
     // leftmost match lies in the tail; lookbehinds still see the text before lastIndex. A match
     // at the window's start may extend further left (a run of dots): then search everything.
-    const re = ASCII_RE.test(s) ? this.suffixReA : this.suffixRe;
+    const re = ascii ? this.suffixReA : this.suffixRe;
     const from = s.length > SUFFIX_WINDOW ? s.length - SUFFIX_WINDOW : 0;
     re.lastIndex = from;
     let m = re.exec(s);
@@ -206,8 +206,10 @@ export class SpacyEnglishTokenizer {
     return out;
   }
 
-  private isUrl(s: string): boolean {
-    const re = ASCII_RE.test(s) ? this.urlReA : this.urlRe;
+  private isUrl(s: string, ascii: boolean): boolean {
+    // Every host form in spaCy's URL pattern (IPv4 or domain + TLD) contains a dot.
+    if (!s.includes(".")) return false;
+    const re = ascii ? this.urlReA : this.urlRe;
     re.lastIndex = 0;
     return re.test(s);
   }
@@ -217,10 +219,12 @@ export class SpacyEnglishTokenizer {
     const suffixes: string[] = [];
     let s = span;
     let lastSize = 0;
+    // Pieces of an ASCII span are ASCII: decide once which rule variants apply.
+    const ascii = ASCII_RE.test(span);
     while (s.length > 0 && s.length !== lastSize) {
       if (withSpecials && this.specials.has(s)) break;
       lastSize = s.length;
-      const pre = this.findPrefix(s);
+      const pre = this.findPrefix(s, ascii);
       let minusPre = "";
       if (pre !== 0) {
         minusPre = s.slice(pre);
@@ -230,7 +234,7 @@ export class SpacyEnglishTokenizer {
           break;
         }
       }
-      const suf = this.findSuffix(s.slice(pre));
+      const suf = this.findSuffix(pre === 0 ? s : s.slice(pre), ascii);
       let minusSuf = "";
       if (suf !== 0) {
         minusSuf = s.slice(0, s.length - suf);
@@ -257,12 +261,11 @@ export class SpacyEnglishTokenizer {
       const special = withSpecials ? this.specials.get(s) : undefined;
       if (special !== undefined) {
         for (const t of special) out.push(t);
-      } else if (this.isUrl(s)) {
+      } else if (this.isUrl(s, ascii)) {
         out.push(s);
       } else {
         let start = 0;
         let found = false;
-        const ascii = ASCII_RE.test(s);
         const matches = ascii && !this.infixTriggerA.test(s) ? NO_MATCHES : s.matchAll(ascii ? this.infixReA : this.infixRe);
         for (const m of matches) {
           found = true;
