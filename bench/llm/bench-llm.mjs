@@ -95,6 +95,39 @@ function peerClient() {
   };
 }
 
+/**
+ * Drift-resistant ratios: ours, the ceiling and the peer measured in short alternating slices
+ * (`slices` rounds of 500 ms each), the ratio taken per round and the median reported. On a busy
+ * machine the load changes between long runs; within one round all three see about the same.
+ */
+async function pairedRatios(c, slices = 6) {
+  const clients = { ceiling: rawClient(c), ours: oursClient(c), peer: peerClient(c) };
+  const vsCeiling = [];
+  const vsPeer = [];
+  for (let i = 0; i < slices; i++) {
+    const r = {};
+    for (const name of i % 2 === 0 ? ["ceiling", "ours", "peer"] : ["peer", "ours", "ceiling"]) r[name] = (await measureFor(c, clients[name].send, 500)).rps;
+    vsCeiling.push(r.ours / r.ceiling);
+    vsPeer.push(r.ours / r.peer);
+  }
+  for (const cl of Object.values(clients)) await cl.close();
+  const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return { ours_vs_ceiling_median: median(vsCeiling), ours_vs_peer_median: median(vsPeer) };
+}
+
+async function measureFor(concurrency, send, ms) {
+  let done = 0;
+  const t0 = performance.now();
+  const end = t0 + ms;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (performance.now() < end) {
+      await send();
+      done++;
+    }
+  }));
+  return { rps: done / ((performance.now() - t0) / 1000) };
+}
+
 const results = [];
 for (const c of LEVELS) {
   const best = {};
@@ -121,11 +154,13 @@ for (const c of LEVELS) {
     ours_added_latency_us: (best.ours.latency_ms - best.ceiling.latency_ms) * 1000,
     peer_added_latency_us: (best.peer.latency_ms - best.ceiling.latency_ms) * 1000,
   };
+  Object.assign(row, await pairedRatios(c));
   results.push(row);
   console.log(
     `c=${String(c).padStart(3)}  ceiling ${row.ceiling_rps.toFixed(0).padStart(6)} req/s  ours ${row.ours_rps.toFixed(0).padStart(6)}  openai ${row.peer_rps.toFixed(0).padStart(6)}  ` +
       `ours/openai ${row.ours_vs_peer.toFixed(2)}  ours/ceiling ${row.ours_vs_ceiling.toFixed(2)}  ` +
-      `client CPU/req: ours ${row.ours_cpu_us_per_req.toFixed(0)} µs, openai ${row.peer_cpu_us_per_req.toFixed(0)} µs, bare ${row.ceiling_cpu_us_per_req.toFixed(0)} µs`,
+      `client CPU/req: ours ${row.ours_cpu_us_per_req.toFixed(0)} µs, openai ${row.peer_cpu_us_per_req.toFixed(0)} µs, bare ${row.ceiling_cpu_us_per_req.toFixed(0)} µs; ` +
+      `alternating-slice medians: ours/ceiling ${row.ours_vs_ceiling_median.toFixed(2)}, ours/openai ${row.ours_vs_peer_median.toFixed(2)}`,
   );
 }
 const c1 = results.find((r) => r.concurrency === 1);
