@@ -13,3 +13,5 @@ export * from "./resources.js";
 export * from "./usage.js";
 export * from "./retry.js";
 export * from "./workflow/index.js";
+export * from "./batch.js";
+export * from "./preflight.js";

@@ -63,11 +63,24 @@ export class Bus {
     const events = this.outbox;
     this.outbox = [];
     this.flushing = false;
-    // NOTIFY payloads are limited to 8000 bytes: send in chunks.
-    for (let i = 0; i < events.length; i += 20) {
-      const payload = JSON.stringify({ origin: this.origin, events: events.slice(i, i + 20) });
+    // NOTIFY payloads are limited to 8000 bytes: pack as many events as fit in each.
+    const head = `{"origin":${JSON.stringify(this.origin)},"events":[`;
+    let body: string[] = [];
+    let size = head.length + 2;
+    const send = async () => {
+      if (body.length === 0) return;
+      const payload = `${head}${body.join(",")}]}`;
+      body = [];
+      size = head.length + 2;
       await this.backend.publishRemote(payload).catch(() => {});
+    };
+    for (const ev of events) {
+      const text = JSON.stringify(ev);
+      if (size + text.length + 1 > 7000) await send();
+      body.push(text);
+      size += text.length + 1;
     }
+    await send();
   }
 
   private deliver(ev: BusEvent): void {

@@ -8,6 +8,8 @@ import {
   RetryPolicy,
   zeroUsage,
   type Capabilities,
+  type BatchCompleteItem,
+  type BatchCompleteResult,
   type Claim,
   type CompleteRequest,
   type FailRequest,
@@ -19,7 +21,7 @@ import {
   type PriceTable,
   type Usage,
 } from "@nexa/core";
-import type { Kysely, Transaction } from "kysely";
+import { sql, type Kysely, type Transaction } from "kysely";
 import type { Bus } from "./bus.js";
 import { newId } from "./ids.js";
 import { iso, jobFromRow, json } from "./rows.js";
@@ -95,7 +97,8 @@ export class Queue {
         req_gpus: req.gpus ?? (req.gpu_type !== undefined || req.gpu_memory_gb !== undefined ? 1 : 0),
         req_cpus: req.cpus ?? 0,
         req_memory_gb: req.memory_gb ?? 0,
-        req_complex: req.gpu_type !== undefined || req.gpu_memory_gb !== undefined || Object.keys(req.labels ?? {}).length > 0 ? 1 : 0,
+        // Needs matching beyond the indexed columns: labels, or GPU type/memory of GPUs it does use.
+        req_complex: Object.keys(req.labels ?? {}).length > 0 || ((req.gpus ?? 1) > 0 && (req.gpu_type !== undefined || req.gpu_memory_gb !== undefined)) ? 1 : 0,
         attempt: 0,
         failures: 0,
         max_attempts: retry.max_attempts,
@@ -147,17 +150,20 @@ export class Queue {
   // ── reads ──────────────────────────────────────────────────────────────────────────────
 
   /** A job of the org, or 404 (also for another org's job). */
-  async getRow(orgId: string, id: string, db: Db = this.db): Promise<JobsTable> {
-    const row = await db.selectFrom("jobs").selectAll().where("id", "=", id).where("org_id", "=", orgId).executeTakeFirst();
+  async getRow(orgId: string, id: string, db: Db = this.db, lock = false): Promise<JobsTable> {
+    const q = db.selectFrom("jobs").selectAll().where("id", "=", id).where("org_id", "=", orgId);
+    // Inside a transition, PostgreSQL takes the job's row lock first, so concurrent transitions
+    // of one job (finish, lease expiry, cancel, retry) serialise instead of interleaving.
+    const row = await (lock && this.backend.dialect === "postgres" ? q.forUpdate() : q).executeTakeFirst();
     if (!row) throw new ForgeError("not_found", `job ${id} not found`);
     return row;
   }
 
   /** Why a queued job has not been claimed, when no online worker could run it. */
-  async waitingReason(row: JobsTable): Promise<string | null> {
+  async waitingReason(row: Pick<JobsTable, "status" | "run_after" | "org_id" | "type" | "requirements">): Promise<string | null> {
     if (row.status !== "queued") return null;
     if (row.run_after > Date.now()) return `retry backoff until ${iso(row.run_after)}`;
-    const workers = await this.db.selectFrom("workers").selectAll().where("org_id", "=", row.org_id).where("status", "=", "online").execute();
+    const workers = await this.onlineWorkers(row.org_id);
     if (workers.length === 0) return "no worker is online";
     const reasons: string[] = [];
     for (const w of workers) {
@@ -166,6 +172,23 @@ export class Queue {
       reasons.push(`${w.name}: ${m.reason}`);
     }
     return `no online worker can run it (${reasons.slice(0, 5).join("; ")})`;
+  }
+
+  private workersCache = new Map<string, { at: number; rows: Promise<WorkersTable[]> }>();
+
+  /** Online workers of an org, cached for a second (read on every submission for waiting_reason). */
+  private onlineWorkers(orgId: string): Promise<WorkersTable[]> {
+    const hit = this.workersCache.get(orgId);
+    if (hit && Date.now() - hit.at < 1000) return hit.rows;
+    const rows = this.db.selectFrom("workers").selectAll().where("org_id", "=", orgId).where("status", "=", "online").execute();
+    this.workersCache.set(orgId, { at: Date.now(), rows });
+    rows.catch(() => this.workersCache.delete(orgId));
+    return rows;
+  }
+
+  /** Forgets cached worker lists (a worker registered or left). */
+  workersChanged(orgId: string): void {
+    this.workersCache.delete(orgId);
   }
 
   // ── claims ─────────────────────────────────────────────────────────────────────────────
@@ -215,6 +238,11 @@ export class Queue {
     const now = Date.now();
     const org = await this.orgLimits(orgId);
     if (org.blocked) return [];
+    // A worker without GPUs or labels can only run jobs whose needs are all in indexed columns:
+    // those are claimed by one set-based statement (PostgreSQL: a single round trip).
+    if (org.maxRunning === null && caps.gpus.length === 0 && Object.keys(caps.labels ?? {}).length === 0) {
+      return this.claimSimple(orgId, worker, caps, accepts, maxJobs, now);
+    }
     const result = await this.db.transaction().execute(async (trx) => {
       let take = maxJobs;
       if (org.maxRunning !== null) {
@@ -307,6 +335,68 @@ export class Queue {
     return claims;
   }
 
+  /** The set-based claim of {@link tryClaim} for workers without GPUs or labels. */
+  private async claimSimple(orgId: string, worker: WorkersTable, caps: Capabilities, accepts: string[], take: number, now: number): Promise<Claim[]> {
+    const expires = now + this.timing.leaseTtlMs;
+    const data = JSON.stringify({ worker_id: worker.id });
+    const types = accepts.length > 0 ? sql`and type in (${sql.join(accepts)})` : sql``;
+    const pick = sql`select id from jobs
+      where org_id = ${orgId} and status = 'queued' and run_after <= ${now} and req_gpus = 0 and req_complex = 0
+        and req_cpus <= ${caps.cpus} and req_memory_gb <= ${caps.memory_gb} ${types}
+      order by priority desc, created_at asc, id asc limit ${take}`;
+    let rows: JobsTable[];
+    if (this.backend.dialect === "postgres") {
+      // One statement: lock the next jobs (skipping rows other claimers hold), start them, and
+      // record their attempts and events. Autocommit, so a single round trip per claim.
+      const res = await sql<JobsTable>`
+        with picked as (${pick} for update skip locked),
+        claimed as (
+          update jobs j set status = 'running', attempt = j.attempt + 1, lease_id = 'lease_' || replace(gen_random_uuid()::text, '-', ''),
+            worker_id = ${worker.id}, started_at = coalesce(j.started_at, ${now}::bigint)
+          from picked where j.id = picked.id
+          returning j.*
+        ),
+        attempts_in as (
+          insert into attempts (id, job_id, org_id, worker_id, attempt, status, created_at, expires_at)
+          select lease_id, id, org_id, worker_id, attempt, 'active', ${now}::bigint, ${expires}::bigint from claimed
+        ),
+        events_in as (
+          insert into job_events (job_id, org_id, ts, type, status, attempt, data)
+          select id, org_id, ${now}::bigint, 'running', 'running', attempt, ${data}::text from claimed
+        )
+        select * from claimed`.execute(this.db);
+      rows = res.rows;
+    } else {
+      rows = await this.db.transaction().execute(async (trx) => {
+        const res = await sql<JobsTable>`
+          update jobs set status = 'running', attempt = attempt + 1, lease_id = 'lease_' || lower(hex(randomblob(16))),
+            worker_id = ${worker.id}, started_at = coalesce(started_at, ${now})
+          where id in (${pick})
+          returning *`.execute(trx);
+        const claimed = res.rows;
+        for (let i = 0; i < claimed.length; i += 200) {
+          const chunk = claimed.slice(i, i + 200);
+          await trx
+            .insertInto("attempts")
+            .values(chunk.map((r) => ({ id: r.lease_id!, job_id: r.id, org_id: orgId, worker_id: worker.id, attempt: r.attempt, status: "active", created_at: now, expires_at: expires, ended_at: null, manifest: null, usage: null, error: null })))
+            .execute();
+          await trx
+            .insertInto("job_events")
+            .values(chunk.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "running", status: "running", attempt: r.attempt, data })))
+            .execute();
+        }
+        return claimed;
+      });
+    }
+    if (rows.length === 0) return [];
+    rows.sort((a, b) => b.priority - a.priority || a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
+    const claims = rows.map((row) => ({ lease: { id: row.lease_id!, attempt: row.attempt, expires_at: iso(expires) }, job: jobFromRow(row) }));
+    for (const c of claims) this.bus.publish({ kind: "job", org: orgId, job: c.job.id, status: "running", attempt: c.lease.attempt });
+    const latency = rows.map((row) => now - Math.max(row.created_at, row.run_after));
+    for (const o of this.observers) o.onClaimed?.(claims.map((c) => c.job), latency);
+    return claims;
+  }
+
   private orgCache = new Map<string, { at: number; maxRunning: number | null; blocked: boolean }>();
 
   /** Per-org concurrency limit and budget, cached for a second (checked at claim time). */
@@ -344,16 +434,19 @@ export class Queue {
   async heartbeat(orgId: string, leaseId: string): Promise<{ expires_at: string; cancel_requested: boolean }> {
     const now = Date.now();
     const expires = now + this.timing.leaseTtlMs;
-    const res = await this.db
+    const a = await this.db
       .updateTable("attempts")
       .set({ expires_at: expires })
       .where("id", "=", leaseId)
       .where("org_id", "=", orgId)
       .where("status", "=", "active")
       .where("expires_at", ">=", now)
+      .returning(["job_id", "worker_id"])
       .executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0) await this.liveAttempt(this.db, orgId, leaseId, now); // throws the precise error
-    const a = await this.db.selectFrom("attempts").select(["job_id", "worker_id"]).where("id", "=", leaseId).executeTakeFirstOrThrow();
+    if (!a) {
+      await this.liveAttempt(this.db, orgId, leaseId, now); // throws the precise error
+      throw new ForgeError("lease_lost", `lease ${leaseId} is no longer held`);
+    }
     const job = await this.db.selectFrom("jobs").select(["cancel_requested"]).where("id", "=", a.job_id).executeTakeFirstOrThrow();
     await this.touchWorker(a.worker_id, now);
     return { expires_at: iso(expires), cancel_requested: job.cancel_requested === 1 };
@@ -413,6 +506,91 @@ export class Queue {
     });
   }
 
+  /**
+   * Finishes many attempts successfully in one transaction, each on its own: a stale or unknown
+   * lease gets the error a single complete would have answered, and the others still succeed.
+   * Set-based statements on PostgreSQL, so a batch costs a handful of round trips.
+   */
+  async completeMany(orgId: string, items: BatchCompleteItem[]): Promise<BatchCompleteResult[]> {
+    const now = Date.now();
+    const prices = this.prices();
+    const leaseIds = [...new Set(items.map((i) => i.lease_id))];
+    const pg = this.backend.dialect === "postgres";
+    const { results, done } = await this.db.transaction().execute(async (trx) => {
+      const attempts = await trx.selectFrom("attempts").selectAll().where("org_id", "=", orgId).where("id", "in", leaseIds).execute();
+      const byLease = new Map(attempts.map((a) => [a.id, a]));
+      const jobIds = [...new Set(attempts.map((a) => a.job_id))].sort();
+      let jq = trx.selectFrom("jobs").selectAll().where("id", "in", jobIds.length > 0 ? jobIds : [""]).orderBy("id");
+      if (pg) jq = jq.forUpdate();
+      const jobs = new Map((await jq.execute()).map((j) => [j.id, j]));
+      const results: BatchCompleteResult[] = [];
+      const done: { row: JobsTable; attempt: (typeof attempts)[number]; usage: Usage; manifest: string | null; outputs: string }[] = [];
+      const taken = new Set<string>();
+      for (const item of items) {
+        const a = byLease.get(item.lease_id);
+        if (!a) {
+          results.push({ lease_id: item.lease_id, error: { code: "not_found", message: `lease ${item.lease_id} not found` } });
+          continue;
+        }
+        const job = jobs.get(a.job_id);
+        if (taken.has(a.id) || a.status !== "active" || a.expires_at < now || !job || job.lease_id !== a.id || job.status !== "running") {
+          results.push({ lease_id: a.id, job_id: a.job_id, error: { code: "lease_lost", message: `lease ${a.id} is no longer held` } });
+          continue;
+        }
+        taken.add(a.id);
+        const usage = addUsage(zeroUsage(), { ...item.usage, cost_usd: 0 });
+        if (usage.wall_s === 0) usage.wall_s = (now - a.created_at) / 1000;
+        usage.cost_usd = costOf(usage, prices);
+        const total = addUsage(json(job.usage, zeroUsage()), usage);
+        const outputs = JSON.stringify(item.outputs ?? {});
+        const row: JobsTable = { ...job, status: "succeeded", lease_id: null, finished_at: now, usage: JSON.stringify(total), outputs, error: null };
+        done.push({ row, attempt: a, usage, manifest: item.manifest === undefined ? null : JSON.stringify(item.manifest), outputs });
+        results.push({ lease_id: a.id, job_id: job.id, status: "succeeded" });
+      }
+      for (let i = 0; i < done.length; i += 500) {
+        const chunk = done.slice(i, i + 500);
+        // Set-based writes over one VALUES list. On PostgreSQL all four are one statement (data-
+        // modifying CTEs), so one round trip; the job rows are locked above, so these attempts
+        // cannot have changed since they were read.
+        const values = sql.join(
+          chunk.map((d) => {
+            const u = d.usage;
+            return sql`(${d.attempt.id}, ${d.row.id}, ${d.manifest}, ${JSON.stringify(u)}, ${d.row.usage}, ${d.outputs}, ${newId("use")}, ${d.attempt.attempt}, ${d.row.project}, ${d.row.type}, ${u.wall_s}, ${u.cpu_s}, ${Object.values(u.gpu_s).reduce((x, y) => x + y, 0)}, ${JSON.stringify(u.gpu_s)}, ${u.tokens_in}, ${u.tokens_out}, ${u.cost_usd})`;
+          }),
+        );
+        const cols = sql`v(lease_id, job_id, manifest, att_usage, job_usage, outputs, use_id, attempt, project, type, wall_s, cpu_s, gpu_s, gpu_detail, tokens_in, tokens_out, cost_usd)`;
+        if (pg) {
+          await sql`with ${cols} as (values ${values}),
+            a as (update attempts set status = 'succeeded', ended_at = ${now}, manifest = v.manifest, usage = v.att_usage, error = null
+                  from v where attempts.id = v.lease_id and attempts.status = 'active'),
+            j as (update jobs set status = 'succeeded', lease_id = null, finished_at = ${now}, usage = v.job_usage, outputs = v.outputs, error = null
+                  from v where jobs.id = v.job_id),
+            u as (insert into usage_records (id, org_id, job_id, attempt, project, type, ts, wall_s, cpu_s, gpu_s, gpu_detail, tokens_in, tokens_out, cost_usd)
+                  select use_id, ${orgId}, job_id, attempt::int, project, type, ${now}::bigint, wall_s::float8, cpu_s::float8, gpu_s::float8, gpu_detail, tokens_in::bigint, tokens_out::bigint, cost_usd::float8 from v)
+            insert into job_events (job_id, org_id, ts, type, status, attempt, data)
+            select job_id, ${orgId}, ${now}::bigint, 'succeeded', 'succeeded', attempt::int, null from v`.execute(trx);
+        } else {
+          // SQLite has no data-modifying CTEs: four statements, all in-process.
+          await sql`with ${cols} as (values ${values})
+            update attempts set status = 'succeeded', ended_at = ${now}, manifest = v.manifest, usage = v.att_usage, error = null
+            from v where attempts.id = v.lease_id and attempts.status = 'active'`.execute(trx);
+          await sql`with ${cols} as (values ${values})
+            update jobs set status = 'succeeded', lease_id = null, finished_at = ${now}, usage = v.job_usage, outputs = v.outputs, error = null
+            from v where jobs.id = v.job_id`.execute(trx);
+          await sql`with ${cols} as (values ${values})
+            insert into usage_records (id, org_id, job_id, attempt, project, type, ts, wall_s, cpu_s, gpu_s, gpu_detail, tokens_in, tokens_out, cost_usd)
+            select use_id, ${orgId}, job_id, attempt, project, type, ${now}, wall_s, cpu_s, gpu_s, gpu_detail, tokens_in, tokens_out, cost_usd from v`.execute(trx);
+          await sql`with ${cols} as (values ${values})
+            insert into job_events (job_id, org_id, ts, type, status, attempt, data)
+            select job_id, ${orgId}, ${now}, 'succeeded', 'succeeded', attempt, null from v`.execute(trx);
+        }
+      }
+      return { results, done };
+    });
+    for (const d of done) this.afterTransition(orgId, d.row, false);
+    return results;
+  }
+
   /** Finishes an attempt with an error; the retry budgets decide what happens next. */
   async fail(orgId: string, leaseId: string, body: FailRequest): Promise<Job> {
     return this.finish(orgId, leaseId, "failed", body);
@@ -428,7 +606,7 @@ export class Queue {
     const prices = this.prices();
     const { row, requeued } = await this.db.transaction().execute(async (trx) => {
       const a = await this.liveAttempt(trx, orgId, leaseId, now);
-      const job = await this.getRow(orgId, a.job_id, trx);
+      const job = await this.getRow(orgId, a.job_id, trx, true);
       if (job.lease_id !== a.id || job.status !== "running") throw new ForgeError("lease_lost", `lease ${leaseId} is no longer the job's current lease`);
       const attemptUsage = addUsage(zeroUsage(), { ...body.usage, cost_usd: 0 });
       if (attemptUsage.wall_s === 0) attemptUsage.wall_s = (now - a.created_at) / 1000;
@@ -456,7 +634,9 @@ export class Queue {
             break;
         }
       }
-      await trx
+      // Compare-and-set: only a still-active attempt ends here (a lease expiry that committed
+      // first wins, and this answers lease_lost).
+      const ended = await trx
         .updateTable("attempts")
         .set({
           status: attemptStatus,
@@ -466,7 +646,9 @@ export class Queue {
           error: body.error === null ? null : JSON.stringify(body.error),
         })
         .where("id", "=", a.id)
-        .execute();
+        .where("status", "=", "active")
+        .executeTakeFirst();
+      if (Number(ended.numUpdatedRows) === 0) throw new ForgeError("lease_lost", `lease ${leaseId} is no longer held`);
       const terminal = isTerminal(status);
       const keepOutputs = body.outputs !== undefined && Object.keys(body.outputs).length > 0;
       await trx
@@ -508,7 +690,18 @@ export class Queue {
         .insertInto("job_events")
         .values({ job_id: job.id, org_id: orgId, ts: now, type: evType, status, attempt: a.attempt, data: body.error === null ? null : JSON.stringify({ error: body.error }) })
         .execute();
-      const updated = await trx.selectFrom("jobs").selectAll().where("id", "=", job.id).executeTakeFirstOrThrow();
+      const updated: JobsTable = {
+        ...job,
+        status,
+        lease_id: null,
+        worker_id: terminal ? job.worker_id : null,
+        finished_at: terminal ? now : null,
+        run_after: runAfter,
+        failures,
+        usage: JSON.stringify(total),
+        error: body.error === null ? null : JSON.stringify(body.error),
+        ...(keepOutputs || outcome === "succeeded" ? { outputs: JSON.stringify(body.outputs ?? {}) } : {}),
+      };
       return { row: updated, requeued: status === "queued" };
     });
     this.afterTransition(orgId, row, requeued);
@@ -531,7 +724,7 @@ export class Queue {
   async cancel(orgId: string, id: string): Promise<Job> {
     const now = Date.now();
     const row = await this.db.transaction().execute(async (trx) => {
-      const job = await this.getRow(orgId, id, trx);
+      const job = await this.getRow(orgId, id, trx, true);
       if (isTerminal(job.status as JobStatus)) throw new ForgeError("conflict", `job ${id} is already ${job.status}`);
       if (job.status === "queued") {
         await trx.updateTable("jobs").set({ status: "canceled", finished_at: now, cancel_requested: 1 }).where("id", "=", id).execute();
@@ -556,7 +749,7 @@ export class Queue {
     const rows = await this.db.transaction().execute(async (trx) => {
       const out: JobsTable[] = [];
       for (const id of ids) {
-        const job = await this.getRow(orgId, id, trx);
+        const job = await this.getRow(orgId, id, trx, true);
         if (job.status !== "failed" && job.status !== "canceled") {
           if (ids.length === 1) throw new ForgeError("conflict", `job ${id} is ${job.status}; only failed or canceled jobs can be retried`);
           continue;
@@ -597,11 +790,15 @@ export class Queue {
     for (const { id } of stale) {
       const now = Date.now();
       const done = await this.db.transaction().execute(async (trx) => {
+        const a0 = await trx.selectFrom("attempts").select(["job_id", "org_id"]).where("id", "=", id).where("status", "=", "active").executeTakeFirst();
+        if (!a0) return undefined;
+        // Job row lock first (the order every transition uses), then re-read the attempt.
+        const job = await this.getRow(a0.org_id, a0.job_id, trx, true);
         const a = await trx.selectFrom("attempts").selectAll().where("id", "=", id).where("status", "=", "active").executeTakeFirst();
         if (!a) return undefined;
         if (filter.expiredBefore !== undefined && a.expires_at >= filter.expiredBefore) return undefined; // heartbeat won the race
-        await trx.updateTable("attempts").set({ status: reason, ended_at: now }).where("id", "=", id).execute();
-        const job = await trx.selectFrom("jobs").selectAll().where("id", "=", a.job_id).executeTakeFirstOrThrow();
+        const ended = await trx.updateTable("attempts").set({ status: reason, ended_at: now }).where("id", "=", id).where("status", "=", "active").executeTakeFirst();
+        if (Number(ended.numUpdatedRows) === 0) return undefined;
         if (job.lease_id !== a.id || job.status !== "running") return undefined;
         const status: JobStatus = job.cancel_requested === 1 ? "canceled" : "queued";
         await trx

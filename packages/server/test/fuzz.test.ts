@@ -19,6 +19,7 @@ const SEEDS: Record<string, Record<string, unknown>> = {
   "POST /v1/leases/:id/metrics": { points: [{ name: "loss", step: 1, value: 0.5 }] },
   "POST /v1/leases/:id/complete": { outputs: {}, usage: { cpu_s: 1, gpu_s: { H100: 2 } }, manifest: { attempt: 1 } },
   "POST /v1/leases/:id/fail": { error: { code: "x", message: "y" }, retryable: true, kind: "error" },
+  "POST /v1/leases/complete": { leases: [{ lease_id: "lease_x", outputs: {} }] },
   "POST /v1/artifacts": { name: "a", kind: "dataset", digest: `sha256:${"0".repeat(64)}`, metadata: { k: 1 }, parents: [], project: "p" },
 };
 

@@ -30,7 +30,7 @@ export function buildApp(ctx: AppContext, extra: RouteGroup[] = []): FastifyInst
     return503OnClosing: true,
     ajv: { customOptions: { allErrors: false } },
     // Ids are ~30 characters and digests 71: anything far longer names nothing.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     // Errors the router raises before any route runs still get the wire error body.
     frameworkErrors: (err, _req, reply) => {
       const code = (err as { code?: string }).code;

@@ -202,6 +202,11 @@ const MIGRATIONS: Record<string, Up> = {
     await sql`alter table job_metrics alter column step type bigint`.execute(db);
     await sql`alter table jobs alter column req_gpus type bigint`.execute(db);
   },
+  // The claim order (priority desc, then age) as an index over queued jobs only: a claim reads
+  // the next rows in order and stops, instead of sorting every queued job of the org.
+  "0003_claim_order": async (db) => {
+    await sql`create index jobs_queued_order on jobs (org_id, priority desc, created_at, id) where status = 'queued'`.execute(db);
+  },
 };
 
 // Engine-owned tables live beside their code; the numbers keep one global order.

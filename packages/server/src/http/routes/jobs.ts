@@ -45,8 +45,7 @@ export function jobRoutes(app: FastifyInstance, ctx: AppContext): void {
       reply.code(created ? 201 : 200);
       const job = jobs[0]!;
       if (created) {
-        const row = await ctx.queue.getRow(principal.orgId, job.id);
-        job.waiting_reason = await ctx.queue.waitingReason(row);
+        job.waiting_reason = await ctx.queue.waitingReason({ status: job.status, run_after: 0, org_id: principal.orgId, type: job.type, requirements: JSON.stringify(job.requirements) });
       }
       return job;
     },

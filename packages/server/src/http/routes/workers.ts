@@ -1,5 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import {
+  BatchCompleteRequest,
+  BatchCompleteResponse,
   ClaimRequest,
   ClaimResponse,
   CompleteRequest,
@@ -53,6 +55,7 @@ export function workerRoutes(app: FastifyInstance, ctx: AppContext): void {
         last_seen_at: now,
       };
       await ctx.db.insertInto("workers").values(row).execute();
+      ctx.queue.workersChanged(principal.orgId);
       // Jobs that waited for a worker like this one can now be claimed.
       ctx.bus.publish({ kind: "jobs", org: principal.orgId, jobs: "any" });
       return { ...workerFromRow(row, 0), lease_ttl_s: ctx.options.leaseTtlMs / 1000, heartbeat_interval_s: ctx.options.heartbeatIntervalMs / 1000 };
@@ -69,6 +72,7 @@ export function workerRoutes(app: FastifyInstance, ctx: AppContext): void {
     handler: async ({ params, principal }) => {
       const w = await workerOf(ctx, principal.orgId, params.id!);
       await ctx.db.updateTable("workers").set({ status: "offline" }).where("id", "=", w.id).execute();
+      ctx.queue.workersChanged(principal.orgId);
       await ctx.queue.loseLeases({ workerIds: [w.id] }, "lost");
     },
   });
@@ -167,6 +171,17 @@ export function workerRoutes(app: FastifyInstance, ctx: AppContext): void {
     body: CompleteRequest,
     response: Job,
     handler: async ({ params, principal, body }) => ctx.queue.complete(principal.orgId, params.id!, body),
+  });
+
+  route(app, ctx, {
+    method: "POST",
+    url: "/v1/leases/complete",
+    tag: "leases",
+    summary: "Finish many attempts successfully in one request: one result per lease, a stale lease does not hold up the others.",
+    scope: "worker",
+    body: BatchCompleteRequest,
+    response: BatchCompleteResponse,
+    handler: async ({ principal, body }) => ({ items: await ctx.queue.completeMany(principal.orgId, body.leases) }),
   });
 
   route(app, ctx, {

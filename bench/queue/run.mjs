@@ -1,0 +1,285 @@
+#!/usr/bin/env node
+// Queue benchmark of Nexa Forge against graphile-worker and pg-boss, measured in the same run.
+//
+//   npx tsc -b packages/server && node bench/queue/run.mjs [--n=20000] [--backends=sqlite,postgres] [--peers=/tmp/nexa-peers] [--samples=200]
+//
+// Measures, per backend:
+//   e2e      jobs/s through the HTTP API: 2 producers submit batches (POST /v1/jobs/batch) while
+//            8 workers long-poll claims (max_jobs 64) and finish them (POST /v1/leases/complete);
+//            clock from the first submit to the last completion.
+//   process  the same 8 HTTP workers on a pre-filled queue (the peers' "process" method).
+//   store    Queue called in-process (no HTTP): 8 loops of tryClaim(500) + completeMany, pre-filled.
+//   latency  add→start for an idle long-polling worker: POST /v1/jobs awaited, then the time
+//            until the worker's claim answer arrives (so it includes the add round trip).
+// Peers (PostgreSQL database qbench): graphile-worker 0.17 default and lq500, pg-boss 10 workers-bs,
+// each one measurement of the harness in ../../../shared/bench/peers.
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import http from "node:http";
+import { tmpdir, loadavg, cpus } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=")).map(([k, v]) => [k, v ?? "1"]));
+const N = Number(args.n ?? 20000);
+const BACKENDS = (args.backends ?? "sqlite,postgres").split(",");
+const PEERS = args.peers ?? "/tmp/nexa-peers";
+const SAMPLES = Number(args.samples ?? 200);
+const PG_ADMIN = process.env.NEXA_BENCH_PG ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const WORKERS = 8;
+
+const dist = join(here, "../../packages/server/dist/index.js");
+if (!existsSync(dist)) throw new Error("build first: npx tsc -b packages/server");
+const server = await import(dist);
+
+const log = (...a) => process.stderr.write(a.join(" ") + "\n");
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const pct = (s, p) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+// ── a minimal keep-alive JSON client (node:http: less overhead than fetch) ──────────────────
+function client(base, key) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const u = new URL(base);
+  return (method, path, body) =>
+    new Promise((resolve, reject) => {
+      const data = body === undefined ? undefined : JSON.stringify(body);
+      const req = http.request(
+        { host: u.hostname, port: u.port, method, path, agent, headers: { authorization: `Bearer ${key}`, ...(data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {}) } },
+        (res) => {
+          const chunks = [];
+          res.on("data", (c) => chunks.push(c));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString();
+            if (res.statusCode >= 400) return reject(new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 300)}`));
+            resolve({ status: res.statusCode, json: text ? JSON.parse(text) : undefined });
+          });
+        },
+      );
+      req.on("error", reject);
+      req.end(data);
+    });
+}
+
+async function freshStore(backend) {
+  const home = mkdtempSync(join(tmpdir(), "nexa-bench-"));
+  if (backend === "sqlite") return { home, databaseUrl: `sqlite:${join(home, "forge.db")}`, drop: async () => rmSync(home, { recursive: true, force: true }) };
+  const name = `nexa_bench_${process.pid}_${Math.random().toString(36).slice(2, 7)}`;
+  const c = new pg.Client({ connectionString: PG_ADMIN });
+  await c.connect();
+  await c.query(`create database ${name}`);
+  await c.end();
+  const u = new URL(PG_ADMIN);
+  u.pathname = `/${name}`;
+  return {
+    home,
+    databaseUrl: u.toString(),
+    drop: async () => {
+      const d = new pg.Client({ connectionString: PG_ADMIN });
+      await d.connect();
+      await d.query(`drop database if exists ${name} with (force)`);
+      await d.end();
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startChild(store) {
+  const child = spawn(process.execPath, [join(here, "server-child.mjs"), JSON.stringify({ home: store.home, databaseUrl: store.databaseUrl, port: 0, rateLimitRps: 0 })], { stdio: ["ignore", "pipe", "inherit"] });
+  const line = await new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).once("line", resolve);
+    child.once("exit", (c) => reject(new Error(`server exited ${c}`)));
+  });
+  const info = JSON.parse(line);
+  return { ...info, stop: () => new Promise((r) => { child.once("exit", r); child.kill("SIGTERM"); }) };
+}
+
+const noop = (i) => ({ type: "command", spec: { argv: ["true", String(i)] } });
+
+async function httpWorkers(call, count, until) {
+  let done = 0;
+  const ws = await Promise.all(Array.from({ length: WORKERS }, (_, i) => call("POST", "/v1/workers", { name: `bench-${i}`, capabilities: { cpus: 4, memory_gb: 8, gpus: [], labels: {} } })));
+  const loops = ws.map(async ({ json: w }) => {
+    while (done < count) {
+      const res = await call("POST", `/v1/workers/${w.id}/claim`, { wait_s: 1, max_jobs: 64 });
+      if (res.status === 204) continue;
+      const out = await call("POST", "/v1/leases/complete", { leases: res.json.claims.map((c) => ({ lease_id: c.lease.id })) });
+      done += out.json.items.filter((it) => it.status === "succeeded").length;
+      if (done >= count) until();
+    }
+  });
+  return { loops, done: () => done };
+}
+
+async function e2e(backend, prefill) {
+  const store = await freshStore(backend);
+  const srv = await startChild(store);
+  const call = client(srv.url, srv.adminKey);
+  try {
+    const submit = async (from, to) => {
+      for (let i = from; i < to; i += 500) await call("POST", "/v1/jobs/batch", { jobs: Array.from({ length: Math.min(500, to - i) }, (_, k) => noop(i + k)) });
+    };
+    if (prefill) await submit(0, N);
+    let finish;
+    const finished = new Promise((r) => (finish = r));
+    const t0 = performance.now();
+    const w = await httpWorkers(call, N, () => finish());
+    if (!prefill) await Promise.all([submit(0, N / 2), submit(N / 2, N)]);
+    await finished;
+    const ms = performance.now() - t0;
+    await Promise.all(w.loops);
+    const check = await call("GET", "/v1/jobs?status=succeeded&limit=1");
+    if (!check.json.items.length) throw new Error("nothing succeeded?");
+    return { jobs: w.done(), ms: round(ms), jobs_per_s: round((N / ms) * 1000) };
+  } finally {
+    await srv.stop();
+    await store.drop();
+  }
+}
+
+async function latency(backend) {
+  const store = await freshStore(backend);
+  const srv = await startChild(store);
+  const call = client(srv.url, srv.adminKey);
+  try {
+    const { json: w } = await call("POST", "/v1/workers", { name: "idle", capabilities: { cpus: 4, memory_gb: 8, gpus: [], labels: {} } });
+    const started = new Map();
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) {
+        const res = await call("POST", `/v1/workers/${w.id}/claim`, { wait_s: 5, max_jobs: 1 });
+        if (res.status === 204) continue;
+        const t1 = performance.now();
+        const i = Number(res.json.job.spec.argv[1]);
+        started.get(i)?.(t1);
+        await call("POST", `/v1/leases/${res.json.lease.id}/complete`, {});
+      }
+    })();
+    await sleep(1000);
+    const lat = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      await sleep(20 + Math.random() * 50);
+      const got = new Promise((r) => started.set(i, r));
+      const t0 = performance.now();
+      await call("POST", "/v1/jobs", noop(i));
+      lat.push((await got) - t0);
+    }
+    stop = true;
+    await call("POST", "/v1/jobs", noop(-1)); // wake the last long-poll
+    await loop;
+    lat.sort((a, b) => a - b);
+    return { samples: lat.length, p50_ms: round(pct(lat, 50), 2), p99_ms: round(pct(lat, 99), 2), max_ms: round(lat.at(-1), 2) };
+  } finally {
+    await srv.stop();
+    await store.drop();
+  }
+}
+
+async function storeLevel(backend) {
+  const store = await freshStore(backend);
+  const b = server.openBackend(store.databaseUrl);
+  try {
+    await server.migrate(b);
+    const bus = new server.Bus(b);
+    await bus.start();
+    const queue = new server.Queue(b, bus, { leaseTtlMs: 30_000, heartbeatIntervalMs: 5_000 }, () => ({ currency: "USD", cpu_hour: 0.04, gpu_hour: {}, gpu_hour_default: 1, tokens_in_per_1k: 0, tokens_out_per_1k: 0 }));
+    const org = "org_bench";
+    await b.db.insertInto("orgs").values({ id: org, name: "bench", created_at: Date.now(), max_running: null, budget_usd: null }).execute();
+    const caps = { cpus: 4, memory_gb: 8, gpus: [], labels: {} };
+    const subs = Array.from({ length: N }, (_, i) => ({ ...noop(i), priority: 0, requirements: {}, limits: {}, project: "default" }));
+    for (let i = 0; i < N; i += 1000) await queue.submit(org, subs.slice(i, i + 1000));
+    const workers = [];
+    for (let i = 0; i < WORKERS; i++) {
+      const row = { id: `wrk_${i}`, org_id: org, name: `w${i}`, capabilities: JSON.stringify(caps), accepts: "[]", status: "online", version: null, created_at: Date.now(), last_seen_at: Date.now() };
+      await b.db.insertInto("workers").values(row).execute();
+      workers.push(row);
+    }
+    let done = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      workers.map(async (w) => {
+        for (;;) {
+          const claims = await queue.tryClaim(org, w, caps, [], 500);
+          if (claims.length === 0) break;
+          const r = await queue.completeMany(org, claims.map((c) => ({ lease_id: c.lease.id, outputs: {} })));
+          done += r.filter((x) => x.status === "succeeded").length;
+        }
+      }),
+    );
+    const ms = performance.now() - t0;
+    await bus.stop();
+    return { jobs: done, ms: round(ms), jobs_per_s: round((done / ms) * 1000) };
+  } finally {
+    await b.close();
+    await store.drop();
+  }
+}
+
+function peer(script, argv) {
+  const env = { ...process.env, DATABASE_URL: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/qbench", NO_LOG_SUCCESS: "1" };
+  try {
+    const out = execFileSync("timeout", ["-k", "5", "120", process.execPath, join(PEERS, script), ...argv], { cwd: PEERS, env, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    return JSON.parse(out.trim().split("\n").at(-1));
+  } catch (err) {
+    return { ok: false, error: String(err.message).slice(0, 200) };
+  }
+}
+
+const results = { when: new Date().toISOString(), n: N, node: process.version, cpus: cpus().length, loadavg_start: loadavg().map((x) => round(x, 2)), ours: {}, peers: {} };
+const ONLY = args.only ? args.only.split(",") : ["e2e", "process", "store", "latency"];
+const skipped = { skipped: true };
+for (const backend of BACKENDS) {
+  log(`[${backend}] e2e over HTTP…`);
+  const e = ONLY.includes("e2e") ? await e2e(backend, false) : skipped;
+  log(`[${backend}] process (pre-filled) over HTTP…`);
+  const p = ONLY.includes("process") ? await e2e(backend, true) : skipped;
+  log(`[${backend}] store level…`);
+  const s = ONLY.includes("store") ? await storeLevel(backend) : skipped;
+  log(`[${backend}] add→start latency…`);
+  const l = ONLY.includes("latency") ? await latency(backend) : skipped;
+  results.ours[backend] = { e2e: e, process: p, store: s, latency: l };
+  log(JSON.stringify(results.ours[backend]));
+}
+if (args.peers !== "0") {
+  const runs = [
+    ["graphile-worker default c=8", "bench-graphile-worker.mjs", ["process", "--c=8", "--variant=default"]],
+    ["graphile-worker lq500 c=8", "bench-graphile-worker.mjs", ["process", "--c=8", "--variant=lq500"]],
+    ["graphile-worker latency", "bench-graphile-worker.mjs", ["latency", "--variant=default", `--samples=${SAMPLES}`]],
+    ["pg-boss workers-bs c=8", "bench-pg-boss.mjs", ["process", "--c=8", "--variant=workers-bs"]],
+    ["pg-boss latency", "bench-pg-boss.mjs", ["latency", "--samples=60"]],
+  ];
+  for (const [name, script, argv] of runs) {
+    log(`[peer] ${name}…`);
+    results.peers[name] = peer(script, argv);
+    log(JSON.stringify(results.peers[name]).slice(0, 300));
+  }
+}
+results.loadavg_end = loadavg().map((x) => round(x, 2));
+
+// ── the table, with ratios ──────────────────────────────────────────────────────────────────
+const P = results.peers;
+const gwBest = Math.max(P["graphile-worker default c=8"]?.jobs_s ?? 0, P["graphile-worker lq500 c=8"]?.jobs_s ?? 0);
+const gwDefault = P["graphile-worker default c=8"]?.jobs_s;
+const bossBest = P["pg-boss workers-bs c=8"]?.jobs_s;
+const ratio = (a, b) => (a && b ? `${round(a / b, 2)}×` : "–");
+const lines = [];
+lines.push(`| measurement | backend | Nexa Forge | graphile-worker (best of default / lq500, c=8) | ratio | pg-boss (workers-bs, c=8) | ratio |`);
+lines.push(`|---|---|---|---|---|---|---|`);
+for (const [backend, r] of Object.entries(results.ours)) {
+  lines.push(`| e2e HTTP submit→claim→complete, jobs/s | ${backend} | ${r.e2e.jobs_per_s} | ${gwBest || "–"} | ${ratio(r.e2e.jobs_per_s, gwBest)} | ${bossBest ?? "–"} | ${ratio(r.e2e.jobs_per_s, bossBest)} |`);
+  lines.push(`| HTTP claim→complete on a pre-filled queue, jobs/s | ${backend} | ${r.process.jobs_per_s} | ${gwBest || "–"} | ${ratio(r.process.jobs_per_s, gwBest)} | ${bossBest ?? "–"} | ${ratio(r.process.jobs_per_s, bossBest)} |`);
+  lines.push(`| store-level claim+complete (batched), jobs/s | ${backend} | ${r.store.jobs_per_s} | ${gwBest || "–"} | ${ratio(r.store.jobs_per_s, gwBest)} | ${bossBest ?? "–"} | ${ratio(r.store.jobs_per_s, bossBest)} |`);
+}
+const gl = P["graphile-worker latency"];
+const bl = P["pg-boss latency"];
+for (const [backend, r] of Object.entries(results.ours)) {
+  lines.push(`| add→start p50 / p99 ms | ${backend} | ${r.latency.p50_ms} / ${r.latency.p99_ms} | ${gl?.p50_ms ?? "–"} / ${gl?.p99_ms ?? "–"} (default) | ${ratio(gl?.p99_ms, r.latency.p99_ms)} faster at p99 | ${bl?.p50_ms ?? "–"} / ${bl?.p99_ms ?? "–"} | ${ratio(bl?.p99_ms, r.latency.p99_ms)} faster at p99 |`);
+}
+lines.push("");
+lines.push(`graphile-worker default c=8: ${gwDefault ?? "–"} jobs/s; lq500 c=8: ${P["graphile-worker lq500 c=8"]?.jobs_s ?? "–"} jobs/s.`);
+lines.push(`load average at start ${results.loadavg_start.join(", ")}, at end ${results.loadavg_end.join(", ")} (${results.cpus} CPUs).`);
+console.log(lines.join("\n"));
+console.log("\n```json\n" + JSON.stringify(results, null, 1) + "\n```");
