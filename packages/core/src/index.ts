@@ -14,3 +14,4 @@ export * from "./usage.js";
 export * from "./retry.js";
 export * from "./workflow/index.js";
 export * from "./batch.js";
+export * from "./preflight.js";
