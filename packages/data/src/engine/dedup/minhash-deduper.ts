@@ -71,6 +71,8 @@ type ShingleHasher = (bytes: Uint8Array, out: Uint32Array) => void;
 export class MinHasher {
   readonly options: z.output<typeof MinHashOptions>;
   readonly numHashes: number;
+  /** UTF-8 bytes of recently seen words (bounded). */
+  private readonly utf8Cache = new Map<string, Uint8Array>();
   private readonly aHi: Uint32Array;
   private readonly aLo: Uint32Array;
   private readonly bHi: Uint32Array;
@@ -128,7 +130,8 @@ export class MinHasher {
     const words = this.tokenizer.words(simplifyText(text));
     const count = Math.max(0, words.length - n + 1);
     const bytes: Uint8Array[] = new Array(words.length);
-    const cache = new Map<string, Uint8Array>();
+    const cache = this.utf8Cache;
+    if (cache.size > 200_000) cache.clear();
     let maxLen = 0;
     for (let i = 0; i < words.length; i++) {
       const w = words[i]!;
@@ -145,8 +148,8 @@ export class MinHasher {
       for (let j = 0; j < n; j++) {
         if (j > 0) buf[pos++] = 0x20;
         const b = bytes[i + j]!;
-        buf.set(b, pos);
-        pos += b.length;
+        // A byte loop beats TypedArray.set for words this short.
+        for (let k = 0; k < b.length; k++) buf[pos++] = b[k]!;
       }
       this.hasher(buf.subarray(0, pos), h);
       set.add(h[0]!, h[1]!);

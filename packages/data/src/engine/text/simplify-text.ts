@@ -34,9 +34,11 @@ export interface TextNormConfig {
   norm_monthnames?: boolean;
 }
 
-const WS_RUN = new RegExp(`[${PY_WS_CLASS}]+`, "gu");
-const WS_EDGE = new RegExp(`^[${PY_WS_CLASS}]+|[${PY_WS_CLASS}]+$`, "gu");
-const PUNCT_RE = new RegExp(`[${[...PUNCTUATION].map((c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0")).join("")}]`, "gu");
+// Every whitespace and PUNCTUATION character is in the BMP: non-Unicode regexps match the same
+// characters and run faster in V8.
+const WS_RUN = new RegExp(`[${PY_WS_CLASS}]+`, "g");
+const WS_EDGE = new RegExp(`^[${PY_WS_CLASS}]+|[${PY_WS_CLASS}]+$`, "g");
+const PUNCT_RE = new RegExp(`[${[...PUNCTUATION].map((c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0")).join("")}]`, "g");
 const MN_RE = /\p{Mn}/gu;
 const NUMBERS_RE = /\p{Nd}+(?:[.,\u060c\u066b\u2396\u2397\u2398]\p{Nd}+)?/gu;
 const NON_ASCII = /[^\x00-\x7f]/;
