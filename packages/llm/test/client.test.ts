@@ -150,6 +150,15 @@ describe("OpenAIClient against the stand-in", () => {
     server.clearFaults();
     server.failNext(1, { status: 200, body: '{"error": "transient"}' });
     expect((await client.chat({ messages: user("d") })).attempts).toBe(2);
+    // A 200 whose choices are malformed is not taken as a reply.
+    server.failNext(5, { status: 200, body: '{"choices": [{"message": {"content": 5}}]}' });
+    const e4 = (await client.chat({ messages: user("e") }).catch((e: unknown) => e)) as LlmError;
+    expect(e4.code).toBe("invalid_response");
+    expect(e4.message).toContain("not a chat completion");
+    server.clearFaults();
+    server.failNext(1, { status: 200, body: '{"choices": [{"message": {"content": "ok"}}]}' });
+    const plain = await client.chat({ messages: user("f") });
+    expect([plain.text, plain.finishReason, plain.response.choices[0]!.index, plain.response.choices[0]!.message.role]).toEqual(["ok", null, 0, "assistant"]);
     await client.close();
   });
 

@@ -125,6 +125,46 @@ function messagesText(messages: readonly ChatMessage[]): string {
   return s;
 }
 
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isStrOrNull = (v: unknown) => v === null || typeof v === "string";
+
+/**
+ * The common reply (text choices, no logprobs or tool calls) checked by hand and completed with the
+ * schema's defaults in place: the per-request hot path, where the full schema's allocations show.
+ * Anything less plain returns undefined and goes through {@link ChatCompletion}.
+ */
+function plainChatCompletion(json: unknown): ChatCompletion | undefined {
+  if (!isObj(json) || !Array.isArray(json.choices) || json.choices.length === 0) return undefined;
+  if ((json.id !== undefined && typeof json.id !== "string") || (json.model !== undefined && typeof json.model !== "string")) return undefined;
+  if (json.created !== undefined && typeof json.created !== "number") return undefined;
+  for (const c of json.choices as unknown[]) {
+    if (!isObj(c) || !isObj(c.message)) return undefined;
+    const m = c.message;
+    if (m.tool_calls !== undefined || (c.logprobs !== undefined && c.logprobs !== null)) return undefined;
+    if (m.content !== undefined && !isStrOrNull(m.content)) return undefined;
+    if (m.role !== undefined && typeof m.role !== "string") return undefined;
+    if (m.refusal !== undefined && !isStrOrNull(m.refusal)) return undefined;
+    if (c.index !== undefined && !Number.isInteger(c.index)) return undefined;
+    if (c.finish_reason !== undefined && !isStrOrNull(c.finish_reason)) return undefined;
+  }
+  const u = json.usage;
+  if (u !== undefined && u !== null) {
+    if (!isObj(u)) return undefined;
+    for (const k of ["prompt_tokens", "completion_tokens"] as const) {
+      if (!(Number.isInteger(u[k]) && (u[k] as number) >= 0)) return undefined;
+    }
+    if (u.total_tokens !== undefined && !(Number.isInteger(u.total_tokens) && (u.total_tokens as number) >= 0)) return undefined;
+  }
+  for (const c of json.choices as Record<string, unknown>[]) {
+    const m = c.message as Record<string, unknown>;
+    m.role ??= "assistant";
+    if (m.content === undefined) m.content = null;
+    c.index ??= 0;
+    if (c.finish_reason === undefined) c.finish_reason = null;
+  }
+  return json as ChatCompletion;
+}
+
 /** Estimated prompt tokens of a chat or completions body (when the server reports no usage). */
 function promptEstimateOf(body: Record<string, unknown>): number {
   if (Array.isArray(body.messages)) return estimateTokens(messagesText(body.messages as ChatMessage[]));
@@ -225,6 +265,8 @@ export class OpenAIClient {
     const body = { ...request, model: this.model(request.model) };
     const estimate = estimateTokens(messagesText(body.messages)) + (body.max_tokens ?? body.max_completion_tokens ?? 256);
     const { value, cached, attempts } = await this.exchange<ChatCompletion>("/chat/completions", body, estimate, call, (json) => {
+      const fast = plainChatCompletion(json);
+      if (fast) return { value: fast };
       const r = ChatCompletion.safeParse(json);
       if (!r.success) return { error: `not a chat completion: ${r.error.issues[0]?.message ?? "invalid"}` };
       return { value: r.data };
