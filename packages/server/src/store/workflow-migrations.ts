@@ -3,7 +3,7 @@ import type { Dialect } from "./migrations.js";
 
 /** Migrations of the workflow engine's tables (merged into the one numbered list). */
 export const WORKFLOW_MIGRATIONS: Record<string, (db: Kysely<any>, dialect: Dialect) => Promise<void>> = {
-  "0003_workflows": async (db) => {
+  "0004_workflows": async (db) => {
     await db.schema
       .createTable("workflow_runs")
       .addColumn("id", "text", (c) => c.primaryKey())
