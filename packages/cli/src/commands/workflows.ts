@@ -251,7 +251,6 @@ function statusText(n: GraphNode): string {
   return bits.join(" ");
 }
 
-// eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;
 /** Width of text on a terminal (ANSI colour codes take none). */
 function width(s: string): number {
