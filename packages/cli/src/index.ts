@@ -7,6 +7,7 @@ import { registerControlPlaneCommands } from "./commands/control-plane.js";
 import { registerDemoCommand } from "./commands/demo.js";
 import { registerJobCommands } from "./commands/jobs.js";
 import { registerWorkerCommand } from "./commands/worker.js";
+import { registerWorkflowCommands } from "./commands/workflows.js";
 import { ForgeError } from "@nexa/core";
 import pc from "picocolors";
 
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerControlPlaneCommands(program);
   registerWorkerCommand(program);
   registerJobCommands(program);
+  registerWorkflowCommands(program);
   registerAdminCommands(program);
   registerDemoCommand(program);
   const data = program.command("data").description("Data engine: audit, dedup, shuffle, split, shard, stats, tokenize, pack.");

@@ -2,6 +2,8 @@ import type { JobType } from "@nexa/core";
 import type { Handler } from "../handler.js";
 import { auditHandler } from "./audit.js";
 import { commandHandler } from "./command.js";
+import { deployHandler } from "./deploy.js";
+import { trainHandler } from "./train.js";
 import { distillHandler } from "./distill.js";
 import { evaluateHandler } from "./evaluate.js";
 import { generateHandler } from "./generate.js";
@@ -27,6 +29,8 @@ export const builtinHandlers: HandlerRegistry = {
   generate: generateHandler,
   distill: distillHandler,
   evaluate: evaluateHandler,
+  train: trainHandler,
+  deploy: deployHandler,
 };
 
 export { commandHandler, processEnv } from "./command.js";
@@ -35,3 +39,5 @@ export { generateHandler } from "./generate.js";
 export { distillHandler } from "./distill.js";
 export { evaluateHandler } from "./evaluate.js";
 export { judgeHandler } from "./judge.js";
+export { trainHandler } from "./train.js";
+export { deployHandler } from "./deploy.js";
