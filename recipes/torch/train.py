@@ -320,8 +320,13 @@ def train(cfg: dict) -> dict:
     max_id = int(np.max(arrays["input_ids"]))
     if max_id >= vocab:
         raise TrainError("invalid_model_config", f"the dataset has token id {max_id} but the model's vocab_size is {vocab}: set vocab_size to at least {max_id + 1} (the tokenizer's vocabulary)")
+    if hp.get("gradient_checkpointing"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
     if model_cfg.get("lora"):
         model = apply_lora(model, model_cfg["lora"])
+        if hp.get("gradient_checkpointing"):
+            model.enable_input_require_grads()
     model.to(device)
     precision = model_cfg.get("precision", "fp32")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)

@@ -313,15 +313,16 @@ async function superviseTrainer(ctx: HandlerContext, spec: TrainSpec, argv: stri
   const limits = ctx.job.limits;
   let guardrail: TrainerRun["guardrail"] = null;
   let tokens = 0;
-  let proc: ProcessSupervisor | undefined;
+  // The metrics callback may trip a guardrail: it needs the process it is given to.
+  const running: { proc?: ProcessSupervisor } = {};
   const trip = (which: NonNullable<TrainerRun["guardrail"]>, why: string) => {
-    if (guardrail !== null || proc === undefined) return;
+    if (guardrail !== null || running.proc === undefined) return;
     guardrail = which;
     ctx.log(`${why}: stopping (SIGTERM, final checkpoint, SIGKILL after ${ctx.graceMs} ms)`, "system");
-    proc.stop(`guardrail_${which}`);
+    running.proc.stop(`guardrail_${which}`);
   };
   const env = processEnv(ctx, { ...spec.env, ...extraEnv }, metricsFile);
-  proc = await ProcessSupervisor.spawn({
+  const proc = await ProcessSupervisor.spawn({
     argv,
     env,
     cwd: ctx.workdir,
@@ -338,6 +339,7 @@ async function superviseTrainer(ctx: HandlerContext, spec: TrainSpec, argv: stri
     onBadMetric: (line) => ctx.log(`ignored metrics line (not a JSON object): ${line.slice(0, 200)}`, "system"),
     pidFile: join(ctx.workdir, ".pid"),
   });
+  running.proc = proc;
   const started = Date.now();
   const onAbort = () => {
     ctx.log(`stopping (${String(ctx.signal.reason)}): SIGTERM, then SIGKILL after ${ctx.graceMs} ms`, "system");
