@@ -2,10 +2,11 @@ import { fileURLToPath } from "node:url";
 import { ForgeClient } from "@nexa/sdk";
 import { openBackend, readCredentials } from "@nexa/server";
 import { sql } from "kysely";
-import { beforeAll, describe, expect, test } from "vitest";
+import { rmSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { bundleEntry, spawnServer } from "./bundle.js";
 import { BACKENDS, CPU_WORKER, postgresAvailable } from "./helpers.js";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 const HAVE_PG = await postgresAvailable();
 /** Load runs at least this long and until this many jobs are acknowledged (the box may be busy). */
@@ -15,6 +16,9 @@ const MIN_ACKED = 60;
 let main: string;
 beforeAll(async () => {
   main = await bundleEntry(fileURLToPath(new URL("./fixtures/server-main.ts", import.meta.url)));
+});
+afterAll(() => {
+  if (main) rmSync(dirname(main), { recursive: true, force: true });
 });
 
 describe.each(BACKENDS)("server killed with SIGKILL under load on $name", (backend) => {
@@ -113,7 +117,7 @@ describe.each(BACKENDS)("server killed with SIGKILL under load on $name", (backe
     } finally {
       await env.cleanup();
     }
-  });
+  }, 150_000);
 });
 
 /** The store's invariants, read straight from the database. */

@@ -53,7 +53,7 @@ describe.each(BACKENDS)("queue on $name", (backend) => {
     } finally {
       await replica?.close();
     }
-  });
+  }, 150_000); // 4,000 claims and completions over HTTP: slow on a shared 2-core box
 
   test.skipIf(skip)("a lease that expires re-queues its job on the preemption budget; the stale lease gets 409", async () => {
     const short = await startTestServer(backend, { leaseTtlS: 1.5, heartbeatIntervalS: 0.5 });

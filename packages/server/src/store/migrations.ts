@@ -207,6 +207,11 @@ const MIGRATIONS: Record<string, Up> = {
   "0003_claim_order": async (db) => {
     await sql`create index jobs_queued_order on jobs (org_id, priority desc, created_at, id) where status = 'queued'`.execute(db);
   },
+  // jobs_claim (org_id, status, priority, created_at) is superseded by jobs_queued_order; every
+  // status change paid for an entry in it (two per job). Lists by status use (org_id, id).
+  "0004_drop_jobs_claim": async (db) => {
+    await sql`drop index if exists jobs_claim`.execute(db);
+  },
 };
 
 // Engine-owned tables live beside their code; the numbers keep one global order.
