@@ -136,6 +136,36 @@ describe("train job", () => {
     await w.agent.stop();
   });
 
+  it("backend command: a trainer that exits non-zero → trainer_failed, one that runs out of memory → oom, both with its last log lines", async () => {
+    const w = await forge.worker({ name: "cmd", handlers });
+    const fails = await forge.admin.submitJob({ type: "train", spec: trainSpec({ backend: "command", argv: ["sh", "-c", 'echo "packed at $NEXA_PACKED_DIR"; echo "loss diverged" >&2; exit 4'] }) });
+    const oom = await forge.admin.submitJob({
+      type: "train",
+      spec: trainSpec({ backend: "command", argv: ["sh", "-c", 'mkdir -p "$NEXA_CHECKPOINT_DIR/step-3" && touch "$NEXA_CHECKPOINT_DIR/step-3/COMPLETE"; echo "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB" >&2; exit 1'] }),
+    });
+    const f = await waitDone(forge.admin, fails.id, 30_000);
+    expect(f.error?.code).toBe("trainer_failed");
+    expect(f.error?.message).toMatch(/exited with code 4; last 2 log lines:\npacked at \/.*packed\nloss diverged/);
+    const o = await waitDone(forge.admin, oom.id, 30_000);
+    expect(o.error?.code).toBe("oom");
+    expect(o.error?.message).toMatch(/CUDA out of memory/);
+    // Its checkpoint is kept.
+    const ck = await forge.admin.listArtifacts({ name: `${oom.id}/checkpoint` });
+    expect(ck.items.map((a) => a.metadata)).toEqual([{ name: "step-3", step: 3 }]);
+    await w.agent.stop();
+  });
+
+  it.skipIf(!PYTHON)("a model config that does not load → invalid_model_config with the trainer's message", async () => {
+    const w = await forge.worker({ name: "bad-model", handlers });
+    const job = await forge.admin.submitJob({ type: "train", spec: trainSpec({ model: { config: { model_type: "gpt2", n_embd: 30, n_head: 4, vocab_size: 8192, n_positions: 64 }, precision: "fp32" } }) });
+    const done = await waitDone(forge.admin, job.id, 60_000);
+    expect(done.status).toBe("failed");
+    expect(done.error?.code).toBe("invalid_model_config");
+    expect(done.error?.message).toMatch(/model config does not load: .*(divisible|30|4)/s);
+    expect(done.error?.message).toMatch(/trainer exited with code 2/);
+    await w.agent.stop();
+  });
+
   it.skipIf(!PYTHON)(
     "trains a tiny GPT on the CPU; a worker SIGKILLed mid-run → the next attempt resumes from the checkpoint and the steps continue; loss falls",
     async () => {
@@ -189,7 +219,7 @@ describe("train job", () => {
       expect(await readdir(join(dir, "model"))).toEqual(expect.arrayContaining(["config.json", "model.safetensors", "tokenizer.json", "nexa_model.json"]));
       const ckpts = await forge.admin.listArtifacts({ name: `${job.id}/checkpoint` });
       expect(ckpts.items.length).toBeGreaterThanOrEqual(2);
-      console.log(`train.test: loss ${first.toFixed(3)} → ${final.toFixed(3)}; killed after an upload past step 10, resumed at step ${resumeStep}; ${((Date.now() - t0) / 1000).toFixed(1)} s (re-queue ${((Date.parse(done.finished_at ?? "") - killedAt) / 1000).toFixed(1)} s after the kill)`);
+      console.log(`train.test: loss ${first.toFixed(3)} → ${final.toFixed(3)}; killed after an upload past step 10, resumed at step ${resumeStep}; ${((Date.now() - t0) / 1000).toFixed(1)} s (finished ${((Date.parse(done.finished_at ?? "") - killedAt) / 1000).toFixed(1)} s after the kill)`);
       await b.agent.stop();
       await rm(dir, { recursive: true, force: true });
       await rm(workdir, { recursive: true, force: true });
@@ -205,7 +235,7 @@ describe("train job", () => {
       const job = await forge.admin.submitJob({
         type: "train",
         spec: trainSpec({}, { max_steps: 100_000, checkpoint_every: 100_000 }),
-        limits: { max_runtime_s: 25, grace_s: 20 },
+        limits: { max_runtime_s: 15, grace_s: 20 },
       });
       const done = await waitDone(forge.admin, job.id, 120_000);
       expect(done.status).toBe("failed");
@@ -218,7 +248,7 @@ describe("train job", () => {
       expect(ckpts.items.map((a) => a.metadata)).toEqual([{ name: `step-${step}`, step }]);
       const logs = (await forge.admin.getLogs(job.id)).map((l) => l.line);
       expect(logs).toContain(`stop requested: final checkpoint at step ${step}`);
-      console.log(`train.test: max_runtime_s 25 stopped the run at step ${step} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      console.log(`train.test: max_runtime_s 15 stopped the run at step ${step} after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       await w.agent.stop();
     },
     150_000,
