@@ -209,7 +209,7 @@ const MIGRATIONS: Record<string, Up> = {
   },
   // jobs_claim (org_id, status, priority, created_at) is superseded by jobs_queued_order; every
   // status change paid for an entry in it (two per job). Lists by status use (org_id, id).
-  "0004_drop_jobs_claim": async (db) => {
+  "0005_drop_jobs_claim": async (db) => {
     await sql`drop index if exists jobs_claim`.execute(db);
   },
 };
