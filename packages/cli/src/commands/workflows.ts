@@ -349,8 +349,9 @@ export function progressLines(run: WorkflowRun, color = false): string[] {
 /** What changed between two polls of a run, as plain lines (non-TTY `--watch`). */
 function changes(prev: WorkflowRun | undefined, run: WorkflowRun): string[] {
   const out: string[] = [];
+  const earlier = new Map((prev ? graphFromRun(prev) : []).map((p) => [p.name, p]));
   for (const n of graphFromRun(run)) {
-    const before = prev ? graphFromRun(prev).find((p) => p.name === n.name) : undefined;
+    const before = earlier.get(n.name);
     const was = before ? `${before.status}|${matrixText(before) ?? ""}` : "";
     const now = `${n.status}|${matrixText(n) ?? ""}`;
     if (was === now || (before === undefined && n.status === "queued" && !n.matrix)) continue;
