@@ -1,5 +1,5 @@
 import { createServer } from "node:net";
-import { appendFile } from "node:fs/promises";
+import { appendFile, rm } from "node:fs/promises";
 import { ProcessSupervisor, type ProcessExit } from "./supervisor.js";
 
 /** Log lines of a deployment kept in memory (quoted when it fails to start). */
@@ -21,6 +21,13 @@ export interface DeploymentSpec {
   healthPath?: string;
   /** Server output is appended here (the job's log stream ends with the job). */
   logFile?: string;
+  /**
+   * Written with `<pid> <starttime>` at each start: a worker restarted on the same workdir kills
+   * the process group it names (as for job processes), so a server never outlives its supervisor.
+   */
+  pidFile?: string;
+  /** A folder removed once the deployment is stopped (its unpacked model). */
+  removeOnStop?: string;
   /** SIGTERM → SIGKILL grace when stopped. @default 10000 */
   graceMs?: number;
   /** Restarts allowed within {@link restartWindowMs} before the deployment is given up. @default 5 */
@@ -89,7 +96,14 @@ export class DeploymentSupervisor {
       if (dep.tail.length > TAIL_LINES) dep.tail.shift();
       if (spec.logFile !== undefined) void appendFile(spec.logFile, `${new Date().toISOString()} ${stream} ${line}\n`).catch(() => undefined);
     };
-    const proc = await ProcessSupervisor.spawn({ argv: spec.argv, env: spec.env, cwd: spec.cwd, graceMs: spec.graceMs ?? 10_000, onLine });
+    const proc = await ProcessSupervisor.spawn({
+      argv: spec.argv,
+      env: spec.env,
+      cwd: spec.cwd,
+      graceMs: spec.graceMs ?? 10_000,
+      onLine,
+      ...(spec.pidFile !== undefined ? { pidFile: spec.pidFile } : {}),
+    });
     dep.proc = proc;
     void proc.exited.then((exit) => this.onExit(dep, proc, exit));
     this.watchHealth(dep);
@@ -199,6 +213,7 @@ export class DeploymentSupervisor {
       await proc.exited;
     }
     this.setState(dep, "stopped");
+    if (dep.spec.removeOnStop !== undefined) await rm(dep.spec.removeOnStop, { recursive: true, force: true }).catch(() => undefined);
   }
 
   /** Stops every deployment (worker shutdown). */

@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { copyFile, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -73,6 +74,9 @@ describe("deploy job", () => {
       const d = JSON.parse(await (await forge.admin.getBlob(done.outputs?.["deployment.json"]?.digest ?? "")).text()) as { id: string; url: string; model: string; backend: string; pid: number };
       expect(d).toMatchObject({ id: job.id, model: "tiny-gpt", backend: "torch" });
       expect(d.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      // The unpacked model lives beside the attempt workspaces, with the server's pid file.
+      expect(existsSync(join(w.workdir, `deploy-${job.id}`, "model", "config.json"))).toBe(true);
+      expect(existsSync(join(w.workdir, `deploy-${job.id}`, ".pid"))).toBe(true);
 
       // The job is over; the server still answers.
       const models = (await (await fetch(`${d.url}/v1/models`)).json()) as { data: Array<{ id: string }> };
@@ -105,6 +109,7 @@ describe("deploy job", () => {
       await supervisor.stopAll();
       expect(supervisor.get(job.id)?.state).toBe("stopped");
       expect(await alive(after?.pid ?? 0)).toBe(false);
+      expect(existsSync(join(w.workdir, `deploy-${job.id}`))).toBe(false);
       await expect(fetch(`${d.url}/health`)).rejects.toThrow();
       console.log(`deploy.test: healthy and restarted in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     },

@@ -52,8 +52,9 @@ async function runDeploy(ctx: HandlerContext, supervisor: DeploymentSupervisor):
     const e = err as { code?: string; message?: string };
     throw new JobFailure(e.code === "not_found" ? "input_missing" : "input_unavailable", `model ${spec.model}: ${e.message ?? String(err)}`, { retryable: e.code !== "not_found", cause: err });
   }
-  // The attempt's workdir is removed when the job ends; the served model must stay.
-  const home = join(dirname(ctx.workdir), "deployments", ctx.job.id);
+  // The attempt's workdir is removed when the job ends; the served model must stay. A folder of
+  // the worker's workdir with a `.pid`: a worker restarted there kills a server left running.
+  const home = join(dirname(ctx.workdir), `deploy-${ctx.job.id}`);
   await rm(home, { recursive: true, force: true });
   await mkdir(home, { recursive: true });
   try {
@@ -78,7 +79,7 @@ async function runDeploy(ctx: HandlerContext, supervisor: DeploymentSupervisor):
   if (gpus.length > 0 || ctx.workerHasGpus === true) env.CUDA_VISIBLE_DEVICES = gpus.map((g, i) => String(g.index ?? i)).join(",");
   const logFile = join(home, "server.log");
   ctx.log(`starting ${backend} server for ${spec.name} at ${url} (log: ${logFile})`, "system");
-  await supervisor.start({ id: ctx.job.id, model: spec.name, backend, argv, env, cwd: home, url, logFile, graceMs: ctx.graceMs });
+  await supervisor.start({ id: ctx.job.id, model: spec.name, backend, argv, env, cwd: home, url, logFile, pidFile: join(home, ".pid"), removeOnStop: home, graceMs: ctx.graceMs });
   let info;
   try {
     info = await supervisor.waitHealthy(ctx.job.id, { timeoutMs: spec.health_timeout_s * 1000, signal: ctx.signal });
