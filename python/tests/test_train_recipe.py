@@ -99,3 +99,47 @@ def test_bad_model_config_exits_2_with_a_code(tmp_path):
     status = json.loads((tmp_path / "s.json").read_text())
     assert status["status"] == "failed" and status["code"] == "invalid_model_config"
     assert "no-such-model" in status["message"]
+
+
+def _tiny_run(tmp_path, name, ck, steps, ckpt_every=None):
+    data = tmp_path / "packed"
+    if not data.exists():
+        data.mkdir()
+        rng = np.random.default_rng(1)
+        ids = rng.integers(1, 64, size=(40, 16)).astype(np.int32)
+        np.save(data / "input_ids.npy", ids)
+        np.save(data / "labels.npy", ids)
+        # Two documents per sequence.
+        np.save(data / "position_ids.npy", np.tile(np.concatenate([np.arange(6), np.arange(10)]).astype(np.int32), (40, 1)))
+    hp = {"lr": 1e-2, "warmup_steps": 2, "max_steps": steps, "micro_batch_size": 2, "grad_accum": 2, "seed": 5}
+    if ckpt_every:
+        hp["checkpoint_every"] = ckpt_every
+    cfg = {
+        "data_dir": str(data),
+        "model": {"config": {"model_type": "gpt2", "n_layer": 1, "n_embd": 16, "n_head": 2, "vocab_size": 64, "n_positions": 16, "bos_token_id": 0, "eos_token_id": 0, "resid_pdrop": 0.1}, "precision": "fp32"},
+        "hyperparameters": hp,
+        "status_file": str(tmp_path / f"{name}.json"),
+    }
+    (tmp_path / f"{name}.cfg").write_text(json.dumps(cfg))
+    env = dict(os.environ, NEXA_OUTPUTS_DIR=str(tmp_path / f"{name}-out"), NEXA_CHECKPOINT_DIR=str(ck), NEXA_METRICS_FILE=str(tmp_path / f"{name}.jsonl"), OMP_NUM_THREADS="1")
+    r = subprocess.run([sys.executable, TRAIN, "--config", str(tmp_path / f"{name}.cfg")], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout, [json.loads(l) for l in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+
+
+def test_resume_from_a_checkpoint_reproduces_the_uninterrupted_run(tmp_path):
+    import shutil
+
+    # Dropout on: the RNG state must be restored too, not only weights, optimizer, scheduler and data position.
+    _out, full = _tiny_run(tmp_path, "full", tmp_path / "ck-full", 6, ckpt_every=3)
+    assert (tmp_path / "ck-full" / "step-3" / "COMPLETE").exists()
+    ck = tmp_path / "ck-resume"
+    ck.mkdir()
+    shutil.copytree(tmp_path / "ck-full" / "step-3", ck / "step-3")
+    out, resumed = _tiny_run(tmp_path, "resumed", ck, 6)
+    assert "resumed from step-3 at step 3" in out
+    assert [m["step"] for m in resumed] == [4, 5, 6]
+    for a, b in zip(full[3:], resumed):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-6, abs=1e-7)
+        assert b["lr"] == pytest.approx(a["lr"], rel=1e-9)
+        assert b["tokens"] == a["tokens"]
