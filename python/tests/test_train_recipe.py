@@ -143,3 +143,31 @@ def test_resume_from_a_checkpoint_reproduces_the_uninterrupted_run(tmp_path):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-6, abs=1e-7)
         assert b["lr"] == pytest.approx(a["lr"], rel=1e-9)
         assert b["tokens"] == a["tokens"]
+
+
+def test_torchrun_two_cpu_processes_match_one_process_with_the_same_global_batch(tmp_path):
+    # DDP over gloo: 2 ranks × micro-batch 2 × 2 accumulation steps = 1 rank × 2 × 4 (same sequences per
+    # step, gradient = token-mean of the global batch), so the losses agree up to float reduction order.
+    data = tmp_path / "packed"
+    data.mkdir()
+    rng = np.random.default_rng(2)
+    ids = rng.integers(1, 64, size=(32, 16)).astype(np.int32)
+    np.save(data / "input_ids.npy", ids)
+    np.save(data / "labels.npy", ids)
+    np.save(data / "position_ids.npy", np.tile(np.arange(16, dtype=np.int32), (32, 1)))
+    model = {"config": {"model_type": "gpt2", "n_layer": 1, "n_embd": 16, "n_head": 2, "vocab_size": 64, "n_positions": 16, "bos_token_id": 0, "eos_token_id": 0,
+                        "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}, "precision": "fp32"}
+    runs = {}
+    for name, accum, launcher in (("one", 4, []), ("two", 2, ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"])):
+        cfg = {"data_dir": str(data), "model": model, "hyperparameters": {"lr": 1e-2, "max_steps": 3, "micro_batch_size": 2, "grad_accum": accum, "seed": 9}, "status_file": str(tmp_path / f"{name}.json")}
+        (tmp_path / f"{name}.cfg").write_text(json.dumps(cfg))
+        env = dict(os.environ, NEXA_OUTPUTS_DIR=str(tmp_path / f"{name}-out"), NEXA_CHECKPOINT_DIR=str(tmp_path / f"{name}-ck"), NEXA_METRICS_FILE=str(tmp_path / f"{name}.jsonl"), OMP_NUM_THREADS="1")
+        r = subprocess.run([sys.executable, *launcher, TRAIN, "--config", str(tmp_path / f"{name}.cfg")], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        runs[name] = [json.loads(l) for l in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+    assert "world 2" not in json.dumps(runs["one"])
+    assert [m["step"] for m in runs["two"]] == [1, 2, 3]
+    for a, b in zip(runs["one"], runs["two"]):
+        assert b["tokens"] == a["tokens"]
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
