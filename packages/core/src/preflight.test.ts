@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { checkGpuFit, estimateTrainingMemory, estimateTrainingTime, loraParameterCount, modelParameterCount, preflightTrain } from "./preflight.js";
+import { TrainSpec } from "./job-specs/train-deploy.js";
+import { checkGpuFit, estimateTrainingMemory, estimateTrainingTime, loraParameterCount, modelParameterCount, preflightTrain, preflightTrainSpec } from "./preflight.js";
 import { PriceTable } from "./usage.js";
 
 // Reference counts from transformers 5.18 / peft 0.21 (sum(p.numel() for p in model.parameters()),
@@ -97,5 +98,26 @@ describe("duration and cost", () => {
     const none = preflightTrain({ config: LLAMA2_7B, seqLen: 2048, tokens: 1e9, workers: [{ gpus: [{ name: "NVIDIA L4", memory_gb: 24 }] }] });
     expect(none.checks).toHaveLength(1);
     expect(none.checks[0]?.status).toBe("fail");
+  });
+});
+
+describe("preflightTrainSpec", () => {
+  const workers = [{ name: "l4", gpus: [{ name: "NVIDIA L4", memory_gb: 24 }] }];
+  it("reads sizes, seq_len, batch and steps from a train spec", () => {
+    const spec = TrainSpec.parse({ dataset: "art_x", model: { config: GPT2_SMALL, precision: "bf16" }, pack: { seq_len: 1024 }, hyperparameters: { max_steps: 1000, micro_batch_size: 8, grad_accum: 2 } });
+    const r = preflightTrainSpec(spec, { workers });
+    expect(r.memory?.total).toBeCloseTo(9_710_494_924.8, 0);
+    // 1000 steps × 8 × 2 × 1 GPU × 1024 tokens = 16,384,000 tokens at 56,721 tokens/s ≈ 289 s
+    expect(r.time?.seconds).toBeCloseTo(16_384_000 / (121e12 * 0.35 / (6 * 124_439_808)), 3);
+    expect(r.checks.map((c) => c.status)).toEqual(["pass", "pass", "pass"]);
+  });
+  it("a model that cannot fit fails; weights only or no token count warn", () => {
+    const big = TrainSpec.parse({ dataset: "art_x", model: { config: LLAMA2_7B }, pack: { seq_len: 2048 } });
+    expect(preflightTrainSpec(big, { workers }).checks.map((c) => [c.name, c.status])).toEqual([["gpu_memory", "fail"]]);
+    const weights = TrainSpec.parse({ dataset: "art_x", model: { weights: "art_base" } });
+    expect(preflightTrainSpec(weights, { workers }).checks[0]?.status).toBe("warn");
+    const small = TrainSpec.parse({ dataset: "art_x", model: { config: TINY_GPT2 }, pack: { seq_len: 128 } });
+    expect(preflightTrainSpec(small, { workers }).checks.map((c) => [c.name, c.status])).toEqual([["gpu_memory", "pass"], ["duration", "warn"]]);
+    expect(preflightTrainSpec(small, { workers, datasetTokens: 1e6 }).time?.seconds).toBeGreaterThan(0);
   });
 });

@@ -384,3 +384,63 @@ function formatDuration(s: number): string {
   if (s < 5400) return `${(s / 60).toFixed(0)} min`;
   return `${(s / 3600).toFixed(1)} h`;
 }
+
+/** What {@link preflightTrainSpec} needs besides the spec. */
+export interface PreflightTrainSpecOptions {
+  workers: readonly PreflightWorker[];
+  /** `requirements.gpus` of the submission. @default 1 */
+  gpus?: number;
+  /** Tokens in the packed dataset (one epoch), when known (e.g. from a pack manifest or a token count). */
+  datasetTokens?: number;
+  tokensPerS?: number;
+  prices?: PriceTable;
+  limits?: { max_runtime_s?: number; max_cost_usd?: number };
+}
+
+/** The subset of a `train` spec the model-side preflight reads (a parsed `TrainSpec` fits). */
+export interface PreflightTrainSpecInput {
+  model: { config?: Record<string, unknown> | undefined; lora?: LoraShape | undefined; precision?: "fp32" | "bf16" | "fp16" };
+  pack?: { seq_len?: number } | undefined;
+  hyperparameters?: { max_steps?: number | undefined; epochs?: number; micro_batch_size?: number; grad_accum?: number; gradient_checkpointing?: boolean } | undefined;
+}
+
+/**
+ * {@link preflightTrain} for a `train` spec: sizes from `model.config`, sequence length from
+ * `pack.seq_len` (default 2048), tokens from `max_steps · micro_batch · grad_accum · gpus · seq_len`
+ * or `epochs · datasetTokens`. Without `model.config` (weights only) the memory check is a `warn`
+ * saying it cannot be estimated; without a token count the duration and cost checks are skipped.
+ *
+ * @example
+ * preflightTrainSpec(TrainSpec.parse(body.spec), { workers, gpus: body.requirements?.gpus, prices }).checks
+ */
+export function preflightTrainSpec(spec: PreflightTrainSpecInput, o: PreflightTrainSpecOptions): { checks: PreflightCheck[]; memory: TrainingMemoryEstimate | null; time: TrainingTimeEstimate | null } {
+  const config = spec.model.config;
+  if (config === undefined) {
+    return { checks: [{ name: "gpu_memory", status: "warn", reason: "no model.config: the GPU memory cannot be estimated from weights alone; add the model's config to check the fit" }], memory: null, time: null };
+  }
+  const hp = spec.hyperparameters ?? {};
+  const seqLen = spec.pack?.seq_len ?? 2048;
+  const gpus = o.gpus ?? 1;
+  const micro = hp.micro_batch_size ?? 1;
+  const tokens = hp.max_steps !== undefined ? hp.max_steps * micro * (hp.grad_accum ?? 1) * Math.max(1, gpus) * seqLen : o.datasetTokens !== undefined ? (hp.epochs ?? 1) * o.datasetTokens : undefined;
+  const base: PreflightTrainOptions = {
+    config,
+    precision: spec.model.precision ?? "bf16",
+    seqLen,
+    microBatch: micro,
+    gradientCheckpointing: hp.gradient_checkpointing ?? false,
+    workers: o.workers,
+    gpus,
+    tokens: tokens ?? 0,
+    ...(spec.model.lora ? { lora: spec.model.lora } : {}),
+    ...(o.tokensPerS !== undefined ? { tokensPerS: o.tokensPerS } : {}),
+    ...(o.prices ? { prices: o.prices } : {}),
+    ...(o.limits ? { limits: o.limits } : {}),
+  };
+  const r = preflightTrain(base);
+  if (tokens === undefined && r.checks.length > 1) {
+    r.checks.splice(1, r.checks.length - 1, { name: "duration", status: "warn", reason: "the number of tokens is not known (no max_steps and no dataset token count): duration and cost not estimated" });
+    r.time = null;
+  }
+  return r;
+}
