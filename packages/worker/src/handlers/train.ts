@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -185,8 +186,12 @@ async function packStage(ctx: HandlerContext, spec: TrainSpec, dataset: string, 
   const p = spec.pack;
   const t0 = Date.now();
   ctx.log(`data stage: packing ${spec.dataset} with ${p?.tokenizer ?? "cl100k_base"} into sequences of ${p?.seq_len ?? 2048}`, "system");
+  // Large datasets tokenize on worker threads, which also keeps the event loop (heartbeats) free.
+  const size = (await stat(dataset)).size;
+  const threads = size >= 8 * 1024 * 1024 ? Math.max(1, Math.min(8, availableParallelism() - 1)) : 1;
   try {
     const manifest = await packDataset({
+      threads,
       inputs: [dataset],
       out,
       tokenizer,
