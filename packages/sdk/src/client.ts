@@ -13,8 +13,10 @@ import {
   RegisterWorkerResponse,
   RunManifest,
   UsageReport,
+  BatchCompleteResponse,
   Worker,
   WorkflowRun,
+  type BatchCompleteItem,
   type ListWorkflowRunsQuery,
   type CompleteRequest,
   type CreateArtifactRequest,
@@ -257,6 +259,10 @@ export class ForgeClient {
   /** Finish an attempt successfully. */
   complete(leaseId: string, body: Partial<CompleteRequest> = {}): Promise<Job> {
     return this.json(Job, "POST", `/v1/leases/${enc(leaseId)}/complete`, { body });
+  }
+  /** Finish many attempts successfully in one request; each lease gets its own result (a stale one does not fail the rest). */
+  completeLeases(leases: z.input<typeof import("@nexa/core").BatchCompleteItem>[] | BatchCompleteItem[]): Promise<BatchCompleteResponse> {
+    return this.json(BatchCompleteResponse, "POST", "/v1/leases/complete", { body: { leases } });
   }
   /** Finish an attempt with an error. */
   fail(leaseId: string, body: z.input<typeof import("@nexa/core").FailRequest> | FailRequest): Promise<Job> {

@@ -711,7 +711,9 @@ export class Queue {
   private afterTransition(orgId: string, row: JobsTable, requeued: boolean): void {
     this.bus.publish({ kind: "job", org: orgId, job: row.id, status: row.status, attempt: row.attempt });
     if (requeued) this.bus.publish({ kind: "jobs", org: orgId, jobs: [{ type: row.type as Job["type"], requirements: json(row.requirements, {}) }] });
-    else if (this.orgCache.get(orgId)?.maxRunning != null) this.bus.publish({ kind: "jobs", org: orgId, jobs: "any" });
+    // A slot under the org's concurrency limit, or GPUs on a worker, just came free: a claim
+    // parked for them must not wait for its long-poll to time out.
+    else if (this.orgCache.get(orgId)?.maxRunning != null || row.req_gpus > 0) this.bus.publish({ kind: "jobs", org: orgId, jobs: "any" });
     if (isTerminal(row.status as JobStatus)) {
       const job = jobFromRow(row);
       for (const o of this.observers) o.onJobFinished?.(job, orgId);
