@@ -25,6 +25,7 @@ import { builtinHandlers, type HandlerRegistry } from "./handlers/index.js";
 import { LeaseChannel } from "./lease-channel.js";
 import { hardware, probePython, softwareVersions, workerVersion, type Hardware } from "./system-info.js";
 import { claimWorkdir } from "./workdir.js";
+import { deployments } from "./deployments.js";
 
 /** Options of a {@link WorkerAgent}. */
 export interface WorkerAgentOptions {
@@ -294,6 +295,8 @@ export class WorkerAgent {
       for (const a of this.attempts.values()) if (!a.controller.signal.aborted) a.controller.abort("preempted");
       await Promise.all([...this.attempts.values()].map((a) => a.settled));
       await this.loop;
+      // Served models started by deploy jobs live with the worker process; they end with it.
+      await deployments.stopAll().catch((err: unknown) => this.options.log(`stopping deployments failed: ${(err as Error).message}`));
       if (this.registration) {
         try {
           await this.api.deregisterWorker(this.registration.id);

@@ -5,3 +5,5 @@ export { discoverGpus, parseNvidiaSmi, type DiscoverGpusOptions, type Discovered
 export { DigestCache, hashFile, type BlobApi, type ResolvedRef } from "./cache.js";
 export { ProcessSupervisor, type ProcessExit, type SuperviseOptions } from "./supervisor.js";
 export { CheckpointUploader, restoreLatestCheckpoint, listCheckpoints, checkpointArtifactName, COMPLETE_MARKER } from "./checkpoints.js";
+export { DeploymentSupervisor, DeploymentError, deployments } from "./deployments.js";
+export { trainHandler, deployHandler } from "./handlers/index.js";

@@ -21,6 +21,9 @@ export async function bundleEntry(entry: string, outDir: string): Promise<string
     logLevel: "silent",
     root: repo,
     resolve: { alias: Object.fromEntries(pkgs.map((p) => [`@nexa/${p}`, join(repo, `packages/${p}/src/index.ts`)])) },
+    // The llm package uses ajv 8, nested under packages/llm; the root's ajv is eslint's v6. Inline it
+    // so the bundle (written under the root node_modules) does not pick up the wrong one.
+    ssr: { noExternal: ["ajv", "ajv-formats"] },
     build: {
       ssr: entry,
       outDir,
