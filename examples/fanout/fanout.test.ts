@@ -6,9 +6,10 @@ import { join } from "node:path";
 import { ForgeClient } from "@nexa/sdk";
 import { startServer, type RunningServer } from "@nexa/server";
 import { WorkerAgent } from "@nexa/worker";
-import { Command } from "commander";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { Command } from "commander";
 import { registerWorkflowCommands } from "../../packages/cli/src/commands/workflows.js";
+import { runWorkflowCli, type CliResult } from "../../packages/cli/test/support/in-process.js";
 
 const FILE = join(import.meta.dirname, "workflow.yaml");
 let home: string;
@@ -16,30 +17,9 @@ let server: RunningServer;
 let client: ForgeClient;
 let agent: WorkerAgent;
 
-/** Runs `nexa <args>` in process with the workflow commands; captures stdout, stderr and the exit code. */
-async function nexa(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const program = new Command("nexa").exitOverride();
-  registerWorkflowCommands(program);
-  let out = "";
-  let err = "";
-  const { write: w1 } = process.stdout;
-  const { write: w2 } = process.stderr;
-  process.stdout.write = ((c: string | Uint8Array) => ((out += String(c)), true)) as typeof process.stdout.write;
-  process.stderr.write = ((c: string | Uint8Array) => ((err += String(c)), true)) as typeof process.stderr.write;
-  process.exitCode = undefined;
-  let code = 0;
-  try {
-    await program.parseAsync(["node", "nexa", ...args, "--url", server.url, "--api-key", server.adminKey!]);
-    code = typeof process.exitCode === "number" ? process.exitCode : 0;
-  } catch (e) {
-    err += (e as Error).message;
-    code = 1;
-  } finally {
-    process.stdout.write = w1;
-    process.stderr.write = w2;
-    process.exitCode = undefined;
-  }
-  return { code, out, err };
+/** Runs `nexa <args>` in process against this file's server. */
+function nexa(...args: string[]): Promise<CliResult> {
+  return runWorkflowCli(server, args);
 }
 
 /** Word counts of the corpus, computed here (not by the example's scripts). */
