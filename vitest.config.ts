@@ -16,5 +16,7 @@ export default defineConfig({
     pool: "forks",
     // 2-core machines: keep parallelism modest so timing-sensitive integration tests stay honest.
     maxWorkers: 2,
+    // picocolors turns colour on whenever CI is set; tests read plain text.
+    env: { NO_COLOR: "1" },
   },
 });
