@@ -555,6 +555,21 @@ def main(argv=None) -> int:
         return 2
     _status_file = cfg.get("status_file")
     try:
+        return _run(cfg)
+    finally:
+        _shutdown_distributed()
+
+
+def _shutdown_distributed() -> None:
+    """Tears the process group down before exit: with gloo's threads still alive the C++ runtime
+    aborts the process at exit ("terminate called without an active exception")."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _run(cfg) -> int:
+    try:
         result = train(cfg)
     except TrainError as err:
         print(f"error [{err.code}]: {err}", file=sys.stderr, flush=True)
