@@ -53,7 +53,7 @@ export class Keys {
   constructor(private readonly db: Kysely<Database>) {}
 
   /** Creates a key in `orgId`; the raw key is returned once. */
-  async create(orgId: string, name: string, scopes: Scope[], options: { instanceAdmin?: boolean; rateLimitRps?: number; raw?: string } = {}): Promise<ApiKey> {
+  async create(orgId: string, name: string, scopes: Scope[], options: { instanceAdmin?: boolean; rateLimitRps?: number; rpm?: number; tpm?: number; raw?: string } = {}): Promise<ApiKey> {
     const raw = options.raw ?? generateKey();
     const row: ApiKeysTable = {
       id: newId("key"),
@@ -63,6 +63,8 @@ export class Keys {
       prefix: raw.slice(0, 10),
       scopes: JSON.stringify(scopes),
       instance_admin: options.instanceAdmin ? 1 : 0,
+      rpm: options.rpm ?? null,
+      tpm: options.tpm ?? null,
       rate_limit_rps: options.rateLimitRps ?? null,
       created_at: Date.now(),
       last_used_at: null,

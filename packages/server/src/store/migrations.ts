@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
+import { SERVING_MIGRATIONS } from "./serving-migrations.js";
 import { WORKFLOW_MIGRATIONS } from "./workflow-migrations.js";
 
 /** Which SQL dialect a store speaks. */
@@ -215,7 +216,7 @@ const MIGRATIONS: Record<string, Up> = {
 };
 
 // Engine-owned tables live beside their code; the numbers keep one global order.
-Object.assign(MIGRATIONS, WORKFLOW_MIGRATIONS);
+Object.assign(MIGRATIONS, WORKFLOW_MIGRATIONS, SERVING_MIGRATIONS);
 
 /** Names of every migration this code knows, in order. */
 export const MIGRATION_NAMES = Object.keys(MIGRATIONS).sort();

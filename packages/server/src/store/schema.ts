@@ -22,6 +22,10 @@ export interface ApiKeysTable {
   scopes: string;
   instance_admin: number;
   rate_limit_rps: number | null;
+  /** Gateway requests per minute (null: unlimited). */
+  rpm: number | null;
+  /** Gateway tokens per minute (null: unlimited). */
+  tpm: number | null;
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;
@@ -155,7 +159,7 @@ export interface UsageTable {
 }
 
 /** The database as Kysely sees it. */
-export interface Database extends WorkflowDatabase {
+export interface Database extends WorkflowDatabase, ServingDatabase {
   orgs: OrgsTable;
   projects: ProjectsTable;
   api_keys: ApiKeysTable;
@@ -218,4 +222,57 @@ export interface WorkflowDatabase {
   workflow_runs: WorkflowRunsTable;
   workflow_steps: WorkflowStepsTable;
   step_cache: StepCacheTable;
+}
+
+export interface DeploymentsTable {
+  id: string;
+  org_id: string;
+  project: string;
+  name: string;
+  job_id: string;
+  submission: string;
+  worker_id: string | null;
+  url: string | null;
+  backend: string | null;
+  status: string;
+  restarts: number;
+  error: string | null;
+  created_at: number;
+  updated_at: number;
+  stopped_at: number | null;
+}
+
+export interface GatewayRoutesTable {
+  org_id: string;
+  name: string;
+  targets: string;
+  sticky: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface GatewayRequestsTable {
+  id: string;
+  org_id: string;
+  key_id: string | null;
+  route: string;
+  variant: string | null;
+  upstream: string | null;
+  endpoint: string;
+  user_id: string | null;
+  status: number;
+  error_code: string | null;
+  stream: number;
+  latency_ms: number;
+  upstream_ms: number | null;
+  tokens_in: number;
+  tokens_out: number;
+  ts: number;
+}
+
+/** Tables of deployments and the gateway. */
+export interface ServingDatabase {
+  deployments: DeploymentsTable;
+  gateway_routes: GatewayRoutesTable;
+  gateway_requests: GatewayRequestsTable;
 }
