@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
 import { Artifact, CreateArtifactRequest, Digest, ForgeError, ListArtifactsQuery } from "@nexa/core";
 import { z } from "zod";
@@ -33,9 +33,13 @@ export function blobRoutes(app: FastifyInstance, ctx: AppContext): void {
         if (!r.success) throw new ForgeError("invalid_request", "x-nexa-digest must be sha256:<64 hex>", { details: [{ path: "x-nexa-digest", message: r.error.issues[0]!.message }] });
         expected = r.data;
       }
-      const body = req.body as Readable | undefined;
-      if (body === undefined || typeof (body as Readable).pipe !== "function") {
-        throw new ForgeError("invalid_request", "send the blob as the request body with content-type application/octet-stream");
+      // Only the octet-stream parser hands over the raw stream; any other content type arrives
+      // parsed (a JSON `null` body included), and is refused here rather than dereferenced.
+      const body: unknown = req.body;
+      if (!(body instanceof Readable)) {
+        throw new ForgeError("invalid_request", "send the blob as the request body with content-type application/octet-stream", {
+          details: [{ path: "content-type", message: "expected application/octet-stream" }],
+        });
       }
       const declared = Number(req.headers["content-length"]);
       if (Number.isFinite(declared) && declared > ctx.blobs.maxBytes) {
