@@ -98,12 +98,15 @@ export class GopherRepetitionFilter implements DocFilter {
 class NGramIndex {
   private readonly levels: Int32Array[] = [];
   private readonly counts: number[] = [];
+  /** Per level, occurrences of each id. */
+  private readonly occurrences: Int32Array[] = [];
   private readonly lens: Int32Array;
 
   constructor(words: readonly string[]) {
     const vocab = new Map<string, number>();
     const vocabLen: number[] = [];
     const ids = new Int32Array(words.length);
+    const occ = new Int32Array(words.length);
     this.lens = new Int32Array(words.length);
     for (let i = 0; i < words.length; i++) {
       const w = words[i]!;
@@ -113,10 +116,12 @@ class NGramIndex {
         vocabLen.push(pyLen(w));
       }
       ids[i] = id;
+      occ[id]!++;
       this.lens[i] = vocabLen[id]!;
     }
     this.levels[1] = ids;
     this.counts[1] = vocab.size;
+    this.occurrences[1] = occ;
   }
 
   /** Ids of the n-grams starting at each position (length: words - n + 1). */
@@ -124,19 +129,30 @@ class NGramIndex {
     let have = this.levels.length - 1;
     while (have < n) {
       const prev = this.levels[have]!;
+      const prevOcc = this.occurrences[have]!;
       const base = this.levels[1]!;
       const m = prev.length - 1;
       const next = new Int32Array(Math.max(0, m));
+      const occ = new Int32Array(Math.max(0, m));
+      // An n-gram whose (n-1)-gram prefix occurs once occurs once too: it gets a fresh id with no
+      // lookup. Only repeated prefixes go through the table, and in prose those are few.
+      let repeated = 0;
+      for (let i = 0; i < m; i++) if (prevOcc[prev[i]!]! > 1) repeated++;
       // Open-addressing table of (prefix id, word id) pairs → n-gram id.
       let cap = 16;
-      while (cap < 2 * m) cap <<= 1;
-      const keyA = new Int32Array(cap).fill(-1);
-      const keyB = new Int32Array(cap);
-      const val = new Int32Array(cap);
+      while (cap < 2 * repeated) cap <<= 1;
+      const keyA = repeated > 0 ? new Int32Array(cap).fill(-1) : null;
+      const keyB = new Int32Array(repeated > 0 ? cap : 0);
+      const val = new Int32Array(repeated > 0 ? cap : 0);
       const mask = cap - 1;
       let count = 0;
       for (let i = 0; i < m; i++) {
         const a = prev[i]!;
+        if (keyA === null || prevOcc[a]! === 1) {
+          occ[count] = 1;
+          next[i] = count++;
+          continue;
+        }
         const b = base[i + have]!;
         let h = (Math.imul(a, 0x9e3779b1) ^ Math.imul(b, 0x85ebca6b)) & mask;
         for (;;) {
@@ -145,11 +161,14 @@ class NGramIndex {
             keyA[h] = a;
             keyB[h] = b;
             val[h] = count;
+            occ[count] = 1;
             next[i] = count++;
             break;
           }
           if (ka === a && keyB[h] === b) {
-            next[i] = val[h]!;
+            const id = val[h]!;
+            occ[id]!++;
+            next[i] = id;
             break;
           }
           h = (h + 1) & mask;
@@ -158,6 +177,7 @@ class NGramIndex {
       have++;
       this.levels[have] = next;
       this.counts[have] = count;
+      this.occurrences[have] = occ;
     }
     return this.levels[n]!;
   }

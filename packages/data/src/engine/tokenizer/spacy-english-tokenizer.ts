@@ -35,12 +35,11 @@ export class SpacyEnglishTokenizer {
   private readonly infixTriggerA = new RegExp(SPACY_EN.infixAsciiTrigger);
   private readonly specials: Map<string, readonly string[]>;
   private readonly punctChars: Set<string>;
-  private readonly cache = new Map<string, readonly string[]>();
+  private readonly cache: SpanCache;
   private readonly matcher = new Map<string, { tokens: string[]; key: string }[]>();
-  private readonly maxCache: number;
 
   constructor(options: { maxCacheEntries?: number } = {}) {
-    this.maxCache = options.maxCacheEntries ?? 200_000;
+    this.cache = new SpanCache(options.maxCacheEntries ?? 200_000);
     this.specials = new Map(Object.entries(SPACY_EN.rules as Record<string, readonly string[]>));
     this.punctChars = new Set<string>(SPACY_EN.punctChars);
     // Tokenizer.add_special_case: with faster_heuristics, a special case that the affix rules would
@@ -68,8 +67,13 @@ export class SpacyEnglishTokenizer {
       while (i < n && isPySpaceCode(text.charCodeAt(i))) i++;
       if (i >= n) break;
       const start = i;
-      while (i < n && !isPySpaceCode(text.charCodeAt(i))) i++;
-      const toks = this.span(text.slice(start, i));
+      let h = FNV_OFFSET;
+      for (; i < n; i++) {
+        const c = text.charCodeAt(i);
+        if (isPySpaceCode(c)) break;
+        h = Math.imul(h ^ c, FNV_PRIME);
+      }
+      const toks = this.spanAt(text, start, i, h);
       for (let k = 0; k < toks.length; k++) out.push(toks[k]!);
     }
     return out;
@@ -110,6 +114,7 @@ export class SpacyEnglishTokenizer {
     let i = 0;
     let start = 0;
     let inWs = isPySpaceCode(text.charCodeAt(0));
+    let h = FNV_OFFSET;
     // Mirrors Tokenizer._tokenize_affixes: spans alternate between non-space and space runs;
     // a single ' ' after a word is that word's trailing whitespace, not a token.
     for (i = 0; i < n; i++) {
@@ -118,15 +123,17 @@ export class SpacyEnglishTokenizer {
       if (ws !== inWs) {
         if (start < i) {
           if (inWs) visit(null);
-          else for (const t of this.span(text.slice(start, i))) visit(t);
+          else for (const t of this.spanAt(text, start, i, h)) visit(t);
         }
         start = c === 0x20 ? i + 1 : i;
         inWs = !inWs;
+        h = FNV_OFFSET;
       }
+      if (!ws) h = Math.imul(h ^ c, FNV_PRIME);
     }
     if (start < n) {
       if (inWs) visit(null);
-      else for (const t of this.span(text.slice(start))) visit(t);
+      else for (const t of this.spanAt(text, start, n, h)) visit(t);
     }
     if (curHasWord) sentences++;
     return sentences;
@@ -134,13 +141,18 @@ export class SpacyEnglishTokenizer {
 
   /** Tokens of one whitespace-free span. */
   span(span: string): readonly string[] {
-    const special = this.specials.get(span);
-    if (special !== undefined) return special;
-    const hit = this.cache.get(span);
+    let h = FNV_OFFSET;
+    for (let i = 0; i < span.length; i++) h = Math.imul(h ^ span.charCodeAt(i), FNV_PRIME);
+    return this.spanAt(span, 0, span.length, h);
+  }
+
+  /** Tokens of `text[start, end)` (whitespace-free), whose FNV-1a hash over UTF-16 units is `hash`; a cache hit allocates nothing. */
+  private spanAt(text: string, start: number, end: number, hash: number): readonly string[] {
+    const hit = this.cache.get(text, start, end, hash);
     if (hit !== undefined) return hit;
-    const toks = this.applySpecialMatches(this.tokenizeSpan(span, true));
-    if (this.cache.size >= this.maxCache) this.cache.clear();
-    this.cache.set(span, toks);
+    const span = text.slice(start, end);
+    const toks = this.specials.get(span) ?? this.applySpecialMatches(this.tokenizeSpan(span, true));
+    this.cache.set(span, hash, toks);
     return toks;
   }
 
@@ -282,6 +294,57 @@ export class SpacyEnglishTokenizer {
     }
     for (let k = suffixes.length - 1; k >= 0; k--) out.push(suffixes[k]!);
     return out;
+  }
+}
+
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 0x01000193;
+
+/**
+ * Span → tokens, open addressing keyed by a span's characters inside its text: a hit compares
+ * characters in place instead of slicing the span out and hashing the new string (most spans of
+ * a document are hits). Emptied when full, like spaCy's cache.
+ */
+class SpanCache {
+  private readonly keys: (string | undefined)[];
+  private readonly values: (readonly string[] | undefined)[];
+  private readonly hashes: Int32Array;
+  private readonly mask: number;
+  private size = 0;
+
+  constructor(private readonly maxEntries: number) {
+    let cap = 16;
+    while (cap < 2 * maxEntries) cap <<= 1;
+    this.keys = new Array<string | undefined>(cap).fill(undefined);
+    this.values = new Array<readonly string[] | undefined>(cap).fill(undefined);
+    this.hashes = new Int32Array(cap);
+    this.mask = cap - 1;
+  }
+
+  get(text: string, start: number, end: number, hash: number): readonly string[] | undefined {
+    const len = end - start;
+    for (let p = hash & this.mask; ; p = (p + 1) & this.mask) {
+      const k = this.keys[p];
+      if (k === undefined) return undefined;
+      if (this.hashes[p] !== hash || k.length !== len) continue;
+      let j = 0;
+      while (j < len && k.charCodeAt(j) === text.charCodeAt(start + j)) j++;
+      if (j === len) return this.values[p];
+    }
+  }
+
+  set(key: string, hash: number, value: readonly string[]): void {
+    if (this.size >= this.maxEntries) {
+      this.keys.fill(undefined);
+      this.values.fill(undefined);
+      this.size = 0;
+    }
+    let p = hash & this.mask;
+    while (this.keys[p] !== undefined) p = (p + 1) & this.mask;
+    this.keys[p] = key;
+    this.values[p] = value;
+    this.hashes[p] = hash;
+    this.size++;
   }
 }
 
