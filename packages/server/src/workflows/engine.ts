@@ -189,7 +189,9 @@ export class WorkflowEngine {
   // ── scheduling ────────────────────────────────────────────────────────────────────────
 
   private async onJobFinished(job: Job, _orgId: string): Promise<void> {
-    if (this.stopped) return;
+    // Only the engine submits jobs with a run id, and every step row (a twin's too) points at one
+    // of those: a plain job has no step to update, so it costs no statement here.
+    if (this.stopped || job.workflow_run_id === null) return;
     const touched = await this.applyJob(job.id, job.status, job.outputs ?? {}, job.error?.message ?? null);
     const runs = new Set<string>();
     for (const { run_id, step } of touched) {
