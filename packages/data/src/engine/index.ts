@@ -11,6 +11,7 @@ export { FineWebQualityFilter, FineWebQualityOptions } from "./filters/fineweb-q
 export { LengthFilter, LengthOptions, RegexFilter, RegexOptions, RegexRule } from "./filters/simple-filters.js";
 export { MinHasher, MinHashOptions } from "./dedup/minhash-deduper.js";
 export { MinHashIndex, type MinHashCluster, type MinHashResult } from "./dedup/minhash-index.js";
+export { SpillingMinHashIndex, type SpillOptions } from "./dedup/spilling-minhash-index.js";
 export { NumpyRandomState } from "./dedup/numpy-random-state.js";
 export { BloomFilter } from "./dedup/bloom-filter.js";
 export { Decontaminator } from "./dedup/decontaminator.js";

@@ -17,6 +17,8 @@ export const MinHashOptions = z.strictObject({
   seed: z.number().int().min(0).default(1),
   /** Shingle hash: 64-bit xxhash (datatrove's default) or sha1 (FineWeb's). @default "xxhash" */
   hash_fc: z.enum(["xxhash", "sha1"]).default("xxhash"),
+  /** MiB of band records the audit pipeline holds before it sorts them and spills a run to disk (no effect on decisions). @default 128 */
+  memory_mb: z.number().positive().default(128),
 });
 export type MinHashOptions = z.input<typeof MinHashOptions>;
 

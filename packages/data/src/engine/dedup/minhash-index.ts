@@ -83,16 +83,7 @@ export class MinHashIndex {
   /** Find duplicate clusters. */
   clusters(): MinHashResult {
     const n = this.indices.length;
-    const parent = new Int32Array(n);
-    const size = new Int32Array(n).fill(1);
-    for (let i = 0; i < n; i++) parent[i] = i;
-    const find = (x: number): number => {
-      while (parent[x] !== x) {
-        parent[x] = parent[parent[x]!]!;
-        x = parent[x]!;
-      }
-      return x;
-    };
+    const uf = new ClusterUnion(n);
     const order = new Int32Array(n);
     const bandWords = this.hashesPerBucket * 2;
     for (let b = 0; b < this.numBuckets; b++) {
@@ -108,30 +99,61 @@ export class MinHashIndex {
       };
       for (let i = 0; i < n; i++) order[i] = i;
       order.sort((i, j) => cmp(i, j) || this.indices[i]! - this.indices[j]!);
-      for (let t = 1; t < n; t++) {
-        if (cmp(order[t - 1]!, order[t]!) !== 0) continue;
-        const ra = find(order[t - 1]!);
-        const rb = find(order[t]!);
-        if (ra === rb) continue;
-        if (size[ra]! >= size[rb]!) {
-          parent[rb] = ra;
-          size[ra]! += size[rb]!;
-        } else {
-          parent[ra] = rb;
-          size[rb]! += size[ra]!;
-        }
-      }
+      for (let t = 1; t < n; t++) if (cmp(order[t - 1]!, order[t]!) === 0) uf.union(order[t - 1]!, order[t]!);
     }
+    return uf.result((s) => this.indices[s]!);
+  }
+}
+
+/**
+ * datatrove's stage 3 over slots 0..n-1: duplicate pairs joined with union by size (ties keep the
+ * first argument's root, path halving), then each root is the kept document of its cluster.
+ */
+export class ClusterUnion {
+  private readonly parent: Int32Array;
+  private readonly size: Int32Array;
+
+  constructor(readonly n: number) {
+    this.parent = new Int32Array(n);
+    this.size = new Int32Array(n).fill(1);
+    for (let i = 0; i < n; i++) this.parent[i] = i;
+  }
+
+  find(x: number): number {
+    const parent = this.parent;
+    while (parent[x] !== x) {
+      parent[x] = parent[parent[x]!]!;
+      x = parent[x]!;
+    }
+    return x;
+  }
+
+  /** Join the clusters of a duplicate pair (`a` precedes `b` in band order). */
+  union(a: number, b: number): void {
+    const ra = this.find(a);
+    const rb = this.find(b);
+    if (ra === rb) return;
+    if (this.size[ra]! >= this.size[rb]!) {
+      this.parent[rb] = ra;
+      this.size[ra]! += this.size[rb]!;
+    } else {
+      this.parent[ra] = rb;
+      this.size[rb]! += this.size[ra]!;
+    }
+  }
+
+  /** Clusters and removals, with slots mapped to document indices by `indexOf`. */
+  result(indexOf: (slot: number) => number): MinHashResult {
     const removedBy = new Map<number, number>();
     const byRoot = new Map<number, number[]>();
-    for (let s = 0; s < n; s++) {
-      const r = find(s);
+    for (let s = 0; s < this.n; s++) {
+      const r = this.find(s);
       if (r === s) continue;
-      const kept = this.indices[r]!;
-      removedBy.set(this.indices[s]!, kept);
+      const kept = indexOf(r);
+      removedBy.set(indexOf(s), kept);
       let list = byRoot.get(kept);
       if (list === undefined) byRoot.set(kept, (list = []));
-      list.push(this.indices[s]!);
+      list.push(indexOf(s));
     }
     const clusters = [...byRoot]
       .sort((x, y) => x[0] - y[0])

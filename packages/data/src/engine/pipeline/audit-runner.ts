@@ -1,12 +1,12 @@
 import { rm, writeFile, rename, mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { MinHashIndex } from "../dedup/minhash-index.js";
+import { SpillingMinHashIndex } from "../dedup/spilling-minhash-index.js";
 import { RecordError } from "../io/record-error.js";
 import { readRecords } from "../io/record-reader.js";
 import { RecordWriter } from "../io/record-writer.js";
 import { pyLen } from "../text/py-str.js";
 import type { DocOutcome } from "./batch-processor.js";
-import { buildSteps, type GlobalStep, segments } from "./built-steps.js";
+import { buildSteps, segments } from "./built-steps.js";
 import { type DocExecutor, inlineExecutor, poolExecutor, workerScript } from "./doc-executor.js";
 import { addLength, type AuditReport, type StepReport } from "./audit-report.js";
 import { PipelineConfig, resolveSteps } from "./pipeline-config.js";
@@ -55,8 +55,9 @@ function utf8Bytes(s: string): number {
  * Stream a dataset through the pipeline and write `kept.jsonl`, `removed.jsonl` (each removed
  * record gains `filter` and `reason`) and `report.json`. Per-document steps run on
  * `config.threads` worker threads; decisions and output order do not depend on the thread count.
- * A MinHash step splits the run in two passes: survivors are spooled to a temporary file with
- * their signatures kept in memory (896 bytes per document with default parameters).
+ * A MinHash step splits the run in two passes: survivors are spooled to a temporary file, their
+ * ids to another, and their signatures go to a {@link SpillingMinHashIndex} that spills sorted
+ * band runs to disk past `memory_mb`, so memory stays bounded whatever the corpus size.
  */
 export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const started = performance.now();
@@ -74,6 +75,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
   const removed = await RecordWriter.open(removedPath);
   const spools: string[] = [];
   const spoolWriters: RecordWriter[] = [];
+  const indexes: SpillingMinHashIndex[] = [];
   const executors: DocExecutor[] = [];
   const stats: StepReport[] = built.map((s, i) => ({ name: s.name, type: resolved[i]!.type, docs_in: 0, docs_out: 0, bytes_in: 0, bytes_out: 0, edited: 0, drops: {}, counts: {}, time_ms: 0, mb_per_s: 0 }));
   const stepIndex = new Map(built.map((s, i) => [s, i]));
@@ -110,8 +112,15 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
       const spool = spoolPath ? await RecordWriter.open(spoolPath) : null;
       if (spoolPath) spools.push(spoolPath);
       if (spool) spoolWriters.push(spool);
-      const index = seg.global ? new MinHashIndex(seg.global.hasher.options.num_buckets, seg.global.hasher.options.hashes_per_bucket) : null;
-      const spoolIds: string[] = [];
+      const idsPath = seg.global ? join(options.outDir, `.audit-ids-${si}-${process.pid}.jsonl`) : null;
+      const idsWriter = idsPath ? await RecordWriter.open(idsPath) : null;
+      if (idsPath) spools.push(idsPath);
+      if (idsWriter) spoolWriters.push(idsWriter);
+      const mh = seg.global?.hasher.options;
+      const index = mh ? new SpillingMinHashIndex(mh.num_buckets, mh.hashes_per_bucket, { dir: join(options.outDir, `.audit-minhash-${si}-${process.pid}`), memoryBytes: mh.memory_mb * 2 ** 20 }) : null;
+      if (index) indexes.push(index);
+      const globalStats = seg.global ? stats[stepIndex.get(seg.global)!]! : null;
+      let spooled = 0;
 
       const handle = async (doc: Doc, out: DocOutcome): Promise<void> => {
         let t = doc.text;
@@ -152,12 +161,20 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
           st.bytes_out += bytes;
         }
         const record = t === doc.text ? doc.record : { ...doc.record, [config.text_field]: t };
-        if (seg.global && spool && index) {
-          const sig = out.inlineFrom === seg.steps.length && out.signature !== undefined && t === out.text ? out.signature : seg.global.hasher.signature(t);
-          const ordinal = spoolIds.length;
-          spoolIds.push(doc.id);
+        if (seg.global && spool && idsWriter && index && globalStats) {
+          let sig: Uint32Array | null;
+          if (out.inlineFrom === seg.steps.length && out.signature !== undefined && t === out.text) {
+            sig = out.signature;
+            globalStats.time_ms += out.signatureNs / 1e6;
+          } else {
+            const t0 = performance.now();
+            sig = seg.global.hasher.signature(t);
+            globalStats.time_ms += performance.now() - t0;
+          }
+          const ordinal = spooled++;
           if (sig) index.add(ordinal, sig);
           await spool.write(record);
+          await idsWriter.write({ id: doc.id });
         } else {
           report.kept++;
           report.kept_bytes += bytes;
@@ -196,16 +213,21 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
       await drain(0);
       await exec.close();
 
-      if (seg.global && spool && index) {
+      if (seg.global && spool && idsWriter && index && globalStats) {
         await spool.close();
+        await idsWriter.close();
         const t0 = performance.now();
         const { removedBy, clusters } = index.clusters();
-        const gst = stats[stepIndex.get(seg.global)!]!;
+        const spilledRuns = index.runs.length;
+        index.dispose();
+        const keptIds = await idsOf(idsPath!, new Set(removedBy.values()));
+        const gst = globalStats;
         gst.time_ms += performance.now() - t0;
         gst.counts.clusters = clusters.length;
         gst.counts.signatures = index.size;
+        gst.counts.spilled_runs = spilledRuns;
         log(`${seg.global.name}: ${index.size} signatures, ${clusters.length} clusters, ${removedBy.size} near-duplicates`);
-        source = spooledDocs(spoolPath!, config, seg.global, gst, removedBy, spoolIds, async (rec, keptId) => {
+        source = spooledDocs(spoolPath!, idsPath!, config, gst, removedBy, keptIds, async (rec, keptId) => {
           report.removed++;
           await removed.write({ ...rec, filter: seg.global!.name, reason: "minhash_duplicate", duplicate_of: keptId });
         }, (p) => options.onProgress?.({ ...p, pass: si + 2, passes: segs.length }));
@@ -227,6 +249,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     await removed.abort();
     for (const w of spoolWriters) await w.abort();
     for (const s of spools) await rm(s, { force: true });
+    for (const x of indexes) x.dispose();
     throw e;
   }
 }
@@ -274,21 +297,35 @@ async function* inputDocs(
   progress({ docs: report.docs_in, bytes });
 }
 
+/** The ids (written one `{id}` record per spooled document) of the ordinals in `wanted`. */
+async function idsOf(path: string, wanted: Set<number>): Promise<Map<number, string>> {
+  const out = new Map<number, string>();
+  if (wanted.size === 0) return out;
+  let ordinal = -1;
+  for await (const item of readRecords(path, "jsonl")) {
+    if (!item.ok) throw item.error;
+    if (wanted.has(++ordinal)) out.set(ordinal, item.value.record.id as string);
+  }
+  return out;
+}
+
 async function* spooledDocs(
   path: string,
+  idsPath: string,
   config: ReturnType<typeof PipelineConfig.parse>,
-  global: GlobalStep,
   gst: StepReport,
   removedBy: Map<number, number>,
-  ids: string[],
+  keptIds: Map<number, string>,
   onRemoved: (record: Record<string, unknown>, keptId: string) => Promise<void>,
   progress: (p: { docs: number; bytes: number }) => void,
 ): AsyncGenerator<Doc> {
   let ordinal = -1;
-  void global;
+  const ids = readRecords(idsPath, "jsonl");
   for await (const item of readRecords(path, "jsonl")) {
     if (!item.ok) throw item.error;
     ordinal++;
+    const idItem = await ids.next();
+    if (idItem.done === true || !idItem.value.ok) throw new Error(`audit: spool ${idsPath} ends before ${path} (record ${ordinal + 1})`);
     const record = item.value.record;
     const text = record[config.text_field] as string;
     const b = utf8Bytes(text);
@@ -297,12 +334,12 @@ async function* spooledDocs(
     const keptBy = removedBy.get(ordinal);
     if (keptBy !== undefined) {
       gst.drops.minhash_duplicate = (gst.drops.minhash_duplicate ?? 0) + 1;
-      await onRemoved(record, ids[keptBy]!);
+      await onRemoved(record, keptIds.get(keptBy)!);
       continue;
     }
     gst.docs_out++;
     gst.bytes_out += b;
     if (ordinal % 1000 === 0) progress({ docs: ordinal, bytes: 0 });
-    yield { record, text, bytes: b, id: ids[ordinal]!, line: item.value.line };
+    yield { record, text, bytes: b, id: idItem.value.value.record.id as string, line: item.value.line };
   }
 }

@@ -10,6 +10,8 @@ export interface DocOutcome {
   text: string;
   /** MinHash signature of `text` when the thread ran every step and the segment ends with MinHash. */
   signature?: Uint32Array | null;
+  /** Time spent on `signature`, nanoseconds. */
+  signatureNs: number;
   /** Time per step, nanoseconds. */
   ns: number[];
   /** Extra counters per step (PII kinds). */
@@ -43,12 +45,16 @@ export function processDoc(
     ns[i] = Number(process.hrtime.bigint() - t0);
     if (!v.keep) {
       verdicts[i] = { drop: v.reason };
-      return { verdicts, inlineFrom: steps.length, text: t, ns, counts };
+      return { verdicts, inlineFrom: steps.length, text: t, ns, counts, signatureNs: 0 };
     }
     if (v.text !== undefined) t = v.text;
     verdicts[i] = v.text !== undefined ? { text: t } : null;
   }
-  const out: DocOutcome = { verdicts, inlineFrom: i, text: t, ns, counts };
-  if (i === steps.length && signature !== null) out.signature = signature(t);
+  const out: DocOutcome = { verdicts, inlineFrom: i, text: t, ns, counts, signatureNs: 0 };
+  if (i === steps.length && signature !== null) {
+    const t0 = process.hrtime.bigint();
+    out.signature = signature(t);
+    out.signatureNs = Number(process.hrtime.bigint() - t0);
+  }
   return out;
 }
