@@ -12,6 +12,8 @@ export const ErrorCode = z.enum([
   "lease_lost",
   "payload_too_large",
   "invalid_request",
+  /** A submission that preflight shows cannot run (422; `details` holds the checks). */
+  "preflight_failed",
   "rate_limited",
   "budget_exceeded",
   "unavailable",
@@ -44,6 +46,7 @@ export function httpStatusOf(code: ErrorCode): number {
     case "payload_too_large":
       return 413;
     case "invalid_request":
+    case "preflight_failed":
       return 422;
     case "rate_limited":
       return 429;

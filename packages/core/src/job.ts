@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { Digest, Name, Timestamp } from "./common.js";
 import { AuditSpec, CommandSpec, DeploySpec, DistillSpec, EvaluateSpec, GenerateSpec, TrainSpec } from "./job-specs/index.js";
+import { PreflightReport } from "./preflight.js";
 import { Requirements } from "./requirements.js";
 
 /** Every job type Forge runs. */
@@ -60,6 +61,8 @@ const submissionBase = {
   retry: RetryPolicy.optional(),
   /** Project for usage grouping. @default "default" */
   project: Name.default("default"),
+  /** `false` skips the preflight a `train` submission runs before it queues (same as header `X-Nexa-Skip-Preflight: 1`). @default true */
+  preflight: z.boolean().optional(),
 };
 
 /**
@@ -144,6 +147,8 @@ export const Job = z.object({
   /** For a queued job: why no worker has taken it yet, when known. */
   waiting_reason: z.string().nullable(),
   workflow_run_id: z.string().nullable(),
+  /** On the answer to a submission that ran preflight (a `train` job): its checks, warnings included. */
+  preflight: PreflightReport.optional(),
 });
 export type Job = z.infer<typeof Job>;
 
@@ -260,6 +265,8 @@ export const RunManifest = z.object({
   type: JobType,
   status: JobStatus,
   attempts: z.array(AttemptManifest),
+  /** The preflight checks recorded when the job was submitted (a `train` job that was not skipped). */
+  preflight: PreflightReport.optional(),
 });
 export type RunManifest = z.infer<typeof RunManifest>;
 

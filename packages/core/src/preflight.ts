@@ -379,7 +379,8 @@ function smallestFitting(bytes: number, workers: readonly PreflightWorker[], n: 
   return best?.name;
 }
 
-function formatDuration(s: number): string {
+/** A duration for a message: "42 s", "17 min", "3.5 h". */
+export function formatDuration(s: number): string {
   if (s < 90) return `${s.toFixed(0)} s`;
   if (s < 5400) return `${(s / 60).toFixed(0)} min`;
   return `${(s / 3600).toFixed(1)} h`;
@@ -443,4 +444,63 @@ export function preflightTrainSpec(spec: PreflightTrainSpecInput, o: PreflightTr
     r.time = null;
   }
   return r;
+}
+
+// ── the wire format of POST /v1/preflight ──────────────────────────────────────────────────
+
+/** One check as the API answers it: `message` says why, with the figures; `details` names fields, lines, workers. */
+export const PreflightCheckReport = z.object({
+  name: z.string(),
+  status: PreflightStatus,
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type PreflightCheckReport = z.infer<typeof PreflightCheckReport>;
+
+/** A training-memory estimate on the wire: bytes per GPU (every data-parallel GPU holds a replica), or of the host for CPU training. */
+export const PreflightMemory = z.object({
+  /** `gpu`: bytes per GPU; `host`: bytes of the worker's memory (CPU training, `requirements.gpus` 0). */
+  per: z.enum(["gpu", "host"]),
+  gpus: z.number().int().nonnegative(),
+  parameters: z.number().int(),
+  trainable_parameters: z.number().int(),
+  weights_bytes: z.number(),
+  gradients_bytes: z.number(),
+  optimizer_bytes: z.number(),
+  activations_bytes: z.number(),
+  overhead_bytes: z.number(),
+  total_bytes: z.number(),
+  total_gib: z.number(),
+});
+export type PreflightMemory = z.infer<typeof PreflightMemory>;
+
+/** The figures behind the checks; `null` where a figure could not be estimated (and a check says why). */
+export const PreflightEstimate = z.object({
+  memory: PreflightMemory.nullable(),
+  /** Tokens the run trains on. */
+  tokens: z.number().nullable(),
+  tokens_per_s: z.number().nullable(),
+  time_s: z.number().nullable(),
+  cost_usd: z.number().nullable(),
+  /** Where the estimate assumes it runs: a GPU name, or `cpu`. */
+  device: z.string().nullable(),
+});
+export type PreflightEstimate = z.infer<typeof PreflightEstimate>;
+
+/**
+ * `POST /v1/preflight` answer (and `preflight` on the answer to a `train` submission):
+ * `status` is the worst check's, `ok` is `status !== "fail"`.
+ */
+export const PreflightReport = z.object({
+  ok: z.boolean(),
+  status: PreflightStatus,
+  checks: z.array(PreflightCheckReport),
+  estimate: PreflightEstimate,
+});
+export type PreflightReport = z.infer<typeof PreflightReport>;
+
+/** The worst status of some checks: `fail` over `warn` over `pass` (`pass` for none). */
+export function worstStatus(checks: readonly { status: PreflightStatus }[]): PreflightStatus {
+  if (checks.some((c) => c.status === "fail")) return "fail";
+  return checks.some((c) => c.status === "warn") ? "warn" : "pass";
 }

@@ -5,6 +5,7 @@ import { openApiDocument } from "./openapi.js";
 import { adminRoutes } from "./routes/admin.js";
 import { blobRoutes } from "./routes/blobs.js";
 import { jobRoutes } from "./routes/jobs.js";
+import { preflightRoutes } from "./routes/preflight.js";
 import { workerRoutes } from "./routes/workers.js";
 import { route } from "./route.js";
 
@@ -103,6 +104,7 @@ export function buildApp(ctx: AppContext, extra: RouteGroup[] = []): FastifyInst
   jobRoutes(app, ctx);
   workerRoutes(app, ctx);
   blobRoutes(app, ctx);
+  preflightRoutes(app, ctx);
   for (const group of extra) group(app, ctx);
   return app;
 }

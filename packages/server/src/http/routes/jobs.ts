@@ -16,6 +16,7 @@ import {
   type JobStatus,
 } from "@nexa/core";
 import { z } from "zod";
+import { preflightAtSubmit, preflightDeps, recordedPreflight, recordPreflight, SKIP_PREFLIGHT_HEADER } from "../../preflight.js";
 import { eventFromRow, iso, jobFromRow, json } from "../../rows.js";
 import type { AppContext } from "../context.js";
 import { route } from "../route.js";
@@ -41,13 +42,16 @@ export function jobRoutes(app: FastifyInstance, ctx: AppContext): void {
     handler: async ({ body, principal, req, reply }) => {
       const key = req.headers["idempotency-key"];
       const idempotencyKey = typeof key === "string" && key !== "" ? key.slice(0, 256) : undefined;
+      // Train jobs only (nothing runs for other types): a failing preflight answers 422 preflight_failed.
+      const preflight = body.type === "train" ? await preflightAtSubmit(preflightDeps(ctx), principal.orgId, body as JobSubmission, req.headers[SKIP_PREFLIGHT_HEADER]) : undefined;
       const { jobs, created } = await ctx.queue.submit(principal.orgId, [body as JobSubmission], idempotencyKey === undefined ? {} : { idempotencyKey });
       reply.code(created ? 201 : 200);
       const job = jobs[0]!;
       if (created) {
         job.waiting_reason = await ctx.queue.waitingReason({ status: job.status, run_after: 0, org_id: principal.orgId, type: job.type, requirements: JSON.stringify(job.requirements) });
+        if (preflight) await recordPreflight(ctx.db, principal.orgId, job.id, preflight);
       }
-      return job;
+      return preflight ? { ...job, preflight } : job;
     },
   });
 
@@ -262,10 +266,12 @@ export function jobRoutes(app: FastifyInstance, ctx: AppContext): void {
       const workers = new Map(
         (await ctx.db.selectFrom("workers").selectAll().where("id", "in", attempts.length ? attempts.map((a) => a.worker_id) : [""]).execute()).map((w) => [w.id, w]),
       );
+      const preflight = job.type === "train" ? await recordedPreflight(ctx.db, job.id) : undefined;
       return {
         job_id: job.id,
         type: job.type,
         status: job.status,
+        ...(preflight ? { preflight } : {}),
         attempts: attempts.map((a): AttemptManifest => {
           const m = json<Partial<AttemptManifest>>(a.manifest, {});
           const w = workers.get(a.worker_id);
