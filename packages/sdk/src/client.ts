@@ -10,6 +10,7 @@ import {
   LogLine,
   MetricSeries,
   Org,
+  PreflightReport,
   RegisterWorkerResponse,
   RunManifest,
   UsageReport,
@@ -147,6 +148,17 @@ export class ForgeClient {
     const headers: Record<string, string> = {};
     if (options.idempotencyKey !== undefined) headers["idempotency-key"] = options.idempotencyKey;
     return this.json(Job, "POST", "/v1/jobs", { body: submission, headers });
+  }
+  /**
+   * Preflight a submission without queueing it: for a `train` job whether its dataset, tokenizer
+   * and model config load and the model fits a registered worker, with memory, duration and cost.
+   *
+   * @example
+   * const report = await forge.preflight({ type: "train", spec, requirements: { gpus: 1 } });
+   * if (!report.ok) console.log(report.checks.filter((c) => c.status === "fail"));
+   */
+  preflight(submission: JobSubmissionInput): Promise<PreflightReport> {
+    return this.json(PreflightReport, "POST", "/v1/preflight", { body: submission });
   }
   /** Submit many jobs in one request (one transaction). */
   async submitJobs(submissions: JobSubmissionInput[]): Promise<Job[]> {
