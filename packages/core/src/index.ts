@@ -15,3 +15,4 @@ export * from "./retry.js";
 export * from "./workflow/index.js";
 export * from "./batch.js";
 export * from "./preflight.js";
+export * from "./gateway.js";

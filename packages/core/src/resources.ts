@@ -18,6 +18,10 @@ export const CreateKeyRequest = z.strictObject({
   scopes: z.array(Scope).min(1).default(["jobs:write"]),
   /** Requests per second this key may make (token bucket); omitted means the server default. */
   rate_limit_rps: z.number().positive().optional(),
+  /** Gateway requests per minute for this key; omitted means unlimited. */
+  rpm: z.number().int().positive().optional(),
+  /** Gateway tokens (prompt + completion) per minute for this key; omitted means unlimited. */
+  tpm: z.number().int().positive().optional(),
 });
 export type CreateKeyRequest = z.infer<typeof CreateKeyRequest>;
 

@@ -14,6 +14,9 @@ export interface Principal {
   /** The first-start key of the default org: may manage orgs. */
   instanceAdmin: boolean;
   rateLimitRps: number | null;
+  /** Gateway requests / tokens per minute (null or absent: unlimited). */
+  rpm?: number | null;
+  tpm?: number | null;
 }
 
 /** A new raw key: `nxk_` + 32 random bytes in base64url. */
@@ -110,6 +113,8 @@ export class Keys {
           scopes: Scope.array().parse(json(row.scopes, [])),
           instanceAdmin: row.instance_admin === 1,
           rateLimitRps: row.rate_limit_rps,
+          rpm: row.rpm,
+          tpm: row.tpm,
         };
       }
       if (this.cache.size > 10_000) this.cache.clear();

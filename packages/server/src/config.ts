@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_PRICES, ForgeError, PriceTable, fieldIssues } from "@nexa/core";
 import { z } from "zod";
+import { resolveGatewayOptions, type GatewayOptions, type ResolvedGatewayOptions } from "./gateway/options.js";
 
 /** What a caller may pass to {@link startServer}. Flags beat environment beat defaults. */
 export interface ServerOptions {
@@ -32,6 +33,8 @@ export interface ServerOptions {
   logRequests?: boolean;
   /** Write the admin key to `<home>/credentials` on first start. @default true */
   writeCredentials?: boolean;
+  /** The OpenAI-compatible gateway: upstream timeouts, record flushing, caching. */
+  gateway?: GatewayOptions;
 }
 
 /** {@link ServerOptions} with every default applied. */
@@ -50,6 +53,7 @@ export interface ResolvedServerOptions {
   pricesFile: string | undefined;
   logRequests: boolean;
   writeCredentials: boolean;
+  gateway: ResolvedGatewayOptions;
 }
 
 const num = z.coerce.number().finite();
@@ -112,6 +116,7 @@ export function resolveServerOptions(o: ServerOptions, env: NodeJS.ProcessEnv = 
     pricesFile,
     logRequests: o.logRequests ?? false,
     writeCredentials: o.writeCredentials ?? true,
+    gateway: resolveGatewayOptions(o.gateway, env),
   };
 }
 

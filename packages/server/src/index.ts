@@ -15,3 +15,4 @@ export { route, ROUTES, type RouteDef, type RouteArgs } from "./http/route.js";
 export { openApiDocument } from "./http/openapi.js";
 export { newId } from "./ids.js";
 export { WorkflowEngine } from "./workflows/engine.js";
+export { Gateway, gatewayRoutes, type GatewayOptions, type ResolvedGatewayOptions } from "./gateway/index.js";

@@ -5,6 +5,7 @@ import { Keys, RateLimiter } from "./auth.js";
 import { FileBlobStore } from "./blobs/file-blob-store.js";
 import { Bus } from "./bus.js";
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from "./config.js";
+import { Gateway, gatewayRoutes } from "./gateway/index.js";
 import { buildApp, type RouteGroup } from "./http/app.js";
 import type { AppContext } from "./http/context.js";
 import { newId } from "./ids.js";
@@ -27,6 +28,8 @@ export interface RunningServer {
   ctx: AppContext;
   /** The workflow engine of this control plane. */
   workflows: WorkflowEngine;
+  /** The OpenAI-compatible gateway (`/v1/gateway/…`). */
+  gateway: Gateway;
   close(): Promise<void>;
 }
 
@@ -65,8 +68,10 @@ export async function startServer(options: ServerOptions = {}, ext: ServerExtens
   const adminKey = await bootstrap(ctx, credentialsPath, opts);
   const workflows = new WorkflowEngine(ctx.db, ctx.queue);
   await workflows.recover();
+  const gateway = new Gateway(ctx, opts.gateway);
+  gateway.start();
   await ext.onStart?.(ctx);
-  const app = buildApp(ctx, [workflowRoutes(workflows), ...(ext.routes ?? [])]);
+  const app = buildApp(ctx, [workflowRoutes(workflows), gatewayRoutes(gateway), ...(ext.routes ?? [])]);
   const shutdown = new AbortController();
   (ctx as { shutdown: AbortSignal }).shutdown = shutdown.signal;
   await app.listen({ host: opts.host, port: opts.port });
@@ -84,6 +89,7 @@ export async function startServer(options: ServerOptions = {}, ext: ServerExtens
     app,
     ctx,
     workflows,
+    gateway,
     async close() {
       if (closed) return;
       closed = true;
@@ -92,6 +98,8 @@ export async function startServer(options: ServerOptions = {}, ext: ServerExtens
       await workflows.stop();
       await ext.onStop?.();
       await app.close();
+      // After the last request: the records still buffered are written before the store closes.
+      await gateway.close();
       await ctx.bus.stop();
       await backend.close();
     },

@@ -61,7 +61,11 @@ export function adminRoutes(app: FastifyInstance, ctx: AppContext): void {
     response: ApiKey,
     status: 201,
     handler: async ({ body, principal }) =>
-      ctx.keys.create(principal.orgId, body.name, body.scopes, body.rate_limit_rps === undefined ? {} : { rateLimitRps: body.rate_limit_rps }),
+      ctx.keys.create(principal.orgId, body.name, body.scopes, {
+        ...(body.rate_limit_rps === undefined ? {} : { rateLimitRps: body.rate_limit_rps }),
+        ...(body.rpm === undefined ? {} : { rpm: body.rpm }),
+        ...(body.tpm === undefined ? {} : { tpm: body.tpm }),
+      }),
   });
 
   route(app, ctx, {
