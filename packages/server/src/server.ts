@@ -9,6 +9,7 @@ import { Gateway, gatewayRoutes } from "./gateway/index.js";
 import { buildApp, type RouteGroup } from "./http/app.js";
 import type { AppContext } from "./http/context.js";
 import { newId } from "./ids.js";
+import { preflightDeps } from "./preflight.js";
 import { PromMetrics } from "./prom.js";
 import { Queue } from "./queue.js";
 import { migrate, openBackend, type Backend } from "./store/index.js";
@@ -66,7 +67,7 @@ export async function startServer(options: ServerOptions = {}, ext: ServerExtens
   const { ctx, stopSweeper } = await assemble(backend, opts);
   const credentialsPath = join(opts.home, "credentials");
   const adminKey = await bootstrap(ctx, credentialsPath, opts);
-  const workflows = new WorkflowEngine(ctx.db, ctx.queue);
+  const workflows = new WorkflowEngine(ctx.db, ctx.queue, preflightDeps(ctx));
   await workflows.recover();
   const gateway = new Gateway(ctx, opts.gateway);
   gateway.start();

@@ -220,6 +220,27 @@ describe.each(BACKENDS)("preflight on $name", (backend) => {
     expect(byName(r, "model_config")).toMatchObject({ status: "fail", details: { field: "spec.pack.seq_len" } });
   });
 
+  test.skipIf(skip)("a workflow's train step whose preflight fails fails with the preflight message instead of queueing", async () => {
+    const step = (config: Record<string, unknown>) => ({ type: "train", requirements: { gpus: 1 }, with: { dataset, model: { config }, pack: { tokenizer: "cl100k_base", seq_len: 512 }, hyperparameters: { max_steps: 5 } } });
+    const before = (await t.client.listJobs({ type: "train", limit: 1000 })).items.length;
+    const run = await t.client.runWorkflow({ workflow: { name: `pf-${backend.name}`, steps: { big: step(LLAMA_70B) } } });
+    const done = await t.client.waitForWorkflow(run.id, { timeoutMs: 20_000, pollMs: 50 });
+    expect(done.status).toBe("failed");
+    expect(done.steps.big!.job_id).toBeNull();
+    expect(done.steps.big!.error).toMatch(/^preflight failed: gpu_memory: needs .*GiB per GPU; the largest GPU has 24 GiB/);
+    expect((await t.client.listJobs({ type: "train", limit: 1000 })).items.length).toBe(before);
+    // One that fits is queued, with its checks recorded on the job.
+    const ok = await t.client.runWorkflow({ workflow: { name: `pf-ok-${backend.name}`, steps: { tiny: { ...step(TINY_GPT), with: { ...step(TINY_GPT).with, pack: { tokenizer: "cl100k_base", seq_len: 128 } } } } } });
+    let jobId: string | null = null;
+    for (let i = 0; i < 200 && jobId === null; i++) {
+      jobId = (await t.client.getWorkflowRun(ok.id)).steps.tiny?.job_id ?? null;
+      if (jobId === null) await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(jobId).not.toBeNull();
+    expect((await t.client.getManifest(jobId!)).preflight!.ok).toBe(true);
+    await t.client.cancelWorkflowRun(ok.id);
+  });
+
   test.skipIf(skip)("an invalid spec is a 422 naming the field, exactly as at submit", async () => {
     const body = { type: "train", spec: { dataset: "not-a-ref", model: {} } };
     const pre = await http(url, "POST", "/v1/preflight", { key, body });

@@ -113,7 +113,7 @@ describe.each(BACKENDS)("queue on $name", (backend) => {
     const high = await client.submitJob({ type: "command", spec: { argv: ["b"] }, priority: 10 });
     const gpuJob = await client.submitJob({ type: "command", spec: { argv: ["c"] }, requirements: { gpus: 1, gpu_type: "H100" } });
     const labelled = await client.submitJob({ type: "command", spec: { argv: ["d"] }, requirements: { labels: { zone: "eu" } } });
-    const trainJob = await client.submitJob({ type: "train", spec: { dataset: "art_x", model: {} } });
+    const trainJob = await client.submitJob({ type: "train", spec: { dataset: "art_x", model: {} }, preflight: false });
     const cpu = await client.registerWorker({ name: "cpu-only", capabilities: CPU_WORKER, accepts: ["command"] });
     const got: string[] = [];
     for (;;) {

@@ -106,7 +106,8 @@ async function summaryOf(job: { outputs: Record<string, { digest: string }> | nu
 describe("train job", () => {
   it("a dataset without the text field fails with invalid_dataset before any trainer starts", async () => {
     const w = await forge.worker({ name: "bad-data", handlers });
-    const job = await forge.admin.submitJob({ type: "train", spec: trainSpec({ dataset: noText }) });
+    // preflight: false, so the worker's own data stage meets the bad dataset (preflight would refuse it at submit).
+    const job = await forge.admin.submitJob({ type: "train", spec: trainSpec({ dataset: noText }), preflight: false });
     const done = await waitDone(forge.admin, job.id, 30_000);
     expect(done.status).toBe("failed");
     expect(done.error?.code).toBe("invalid_dataset");
@@ -157,7 +158,7 @@ describe("train job", () => {
 
   it.skipIf(!PYTHON)("a model config that does not load → invalid_model_config with the trainer's message", async () => {
     const w = await forge.worker({ name: "bad-model", handlers });
-    const job = await forge.admin.submitJob({ type: "train", spec: trainSpec({ model: { config: { model_type: "gpt2", n_embd: 30, n_head: 4, vocab_size: 8192, n_positions: 64 }, precision: "fp32" } }) });
+    const job = await forge.admin.submitJob({ type: "train", spec: trainSpec({ model: { config: { model_type: "gpt2", n_embd: 30, n_head: 4, vocab_size: 8192, n_positions: 64 }, precision: "fp32" } }), preflight: false });
     const done = await waitDone(forge.admin, job.id, 60_000);
     expect(done.status).toBe("failed");
     expect(done.error?.code).toBe("invalid_model_config");

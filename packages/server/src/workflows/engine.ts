@@ -24,6 +24,7 @@ import {
 } from "@nexa/core";
 import type { Kysely } from "kysely";
 import { newId } from "../ids.js";
+import { preflightFailed, preflightSubmission, recordPreflight, type PreflightDeps } from "../preflight.js";
 import type { Queue } from "../queue.js";
 import { iso, json } from "../rows.js";
 import type { Database } from "../store/index.js";
@@ -68,9 +69,14 @@ export class WorkflowEngine {
   private pending = new Set<Promise<void>>();
   private stopped = false;
 
+  /**
+   * @param preflight what the preflight of `train` steps reads (the control plane's store, blobs and
+   *   prices); a step whose preflight fails fails with its message instead of queueing. Absent: no preflight.
+   */
   constructor(
     private readonly db: Kysely<Database>,
     private readonly queue: Queue,
+    private readonly preflight?: PreflightDeps,
   ) {
     queue.observers.push({ onJobFinished: (job, orgId) => this.track(this.onJobFinished(job, orgId)) });
   }
@@ -465,11 +471,17 @@ export class WorkflowEngine {
       fresh.push({ row, sub: s.sub });
     }
     if (fresh.length > 0) {
+      // A train step that cannot run (its model does not fit, its dataset does not parse) fails now, not after queueing forever.
+      const pre = this.preflight;
+      const reports = pre ? await Promise.all(fresh.map((f) => (f.sub.type === "train" && f.sub.preflight !== false ? preflightSubmission(pre, run.org_id, f.sub) : undefined))) : [];
+      const failed = reports.findIndex((r) => r !== undefined && !r.ok);
+      if (failed >= 0) return this.failStep(base, preflightFailed(reports[failed]!).message, fresh[failed]!.row.idx);
       const { jobs } = await this.queue.submit(
         run.org_id,
         fresh.map((f) => f.sub),
         { workflowRunId: run.id },
       );
+      for (const [i, r] of reports.entries()) if (r) await recordPreflight(this.db, run.org_id, jobs[i]!.id, r);
       fresh.forEach((f, i) => rows.push({ ...f.row, job_id: jobs[i]!.id }));
       for (const d of sameAs) rows.push({ ...d.row, job_id: jobs[d.of]!.id });
     }
