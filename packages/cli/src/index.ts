@@ -5,6 +5,7 @@ import { registerEvalCommands } from "./commands/eval.js";
 import { registerAdminCommands } from "./commands/admin.js";
 import { registerControlPlaneCommands } from "./commands/control-plane.js";
 import { registerDemoCommand } from "./commands/demo.js";
+import { registerGatewayCommands } from "./commands/gateway.js";
 import { registerJobCommands } from "./commands/jobs.js";
 import { registerWorkerCommand } from "./commands/worker.js";
 import { registerWorkflowCommands } from "./commands/workflows.js";
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerJobCommands(program);
   registerWorkflowCommands(program);
   registerAdminCommands(program);
+  registerGatewayCommands(program);
   registerDemoCommand(program);
   const data = program.command("data").description("Data engine: audit, dedup, shuffle, split, shard, stats, tokenize, pack.");
   registerDataCommands(data);

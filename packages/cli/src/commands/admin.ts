@@ -13,14 +13,18 @@ export function registerAdminCommands(program: Command): void {
       .description("Create a key; the raw key is printed once.")
       .argument("<name>", "a name for the key")
       .option("--scopes <list>", `comma-separated: ${Scope.options.join(", ")}`, "jobs:write")
-      .option("--rate-limit <rps>", "requests/s for this key (default: the server's)"),
-  ).action(async (name: string, flags: ClientFlags & { scopes: string; rateLimit?: string }) => {
+      .option("--rate-limit <rps>", "requests/s for this key (default: the server's)")
+      .option("--rpm <n>", "gateway requests per minute for this key (default: unlimited)")
+      .option("--tpm <n>", "gateway tokens (prompt + completion) per minute for this key (default: unlimited)"),
+  ).action(async (name: string, flags: ClientFlags & { scopes: string; rateLimit?: string; rpm?: string; tpm?: string }) => {
     const scopes = flags.scopes.split(",").map((s) => s.trim());
     for (const s of scopes) if (!Scope.safeParse(s).success) throw new Error(`--scopes: unknown scope ${JSON.stringify(s)} (one of ${Scope.options.join(", ")})`);
     const key = await resolveClient(flags).createKey({
       name,
       scopes: scopes as Scope[],
       ...(flags.rateLimit !== undefined ? { rate_limit_rps: Number(flags.rateLimit) } : {}),
+      ...(flags.rpm !== undefined ? { rpm: Number(flags.rpm) } : {}),
+      ...(flags.tpm !== undefined ? { tpm: Number(flags.tpm) } : {}),
     });
     if (flags.json) return printJson(key);
     process.stdout.write(`${key.key}\n`);
