@@ -7,6 +7,7 @@ import { registerControlPlaneCommands } from "./commands/control-plane.js";
 import { registerDemoCommand } from "./commands/demo.js";
 import { registerGatewayCommands } from "./commands/gateway.js";
 import { registerJobCommands } from "./commands/jobs.js";
+import { registerPreflightCommand } from "./commands/preflight.js";
 import { registerWorkerCommand } from "./commands/worker.js";
 import { registerWorkflowCommands } from "./commands/workflows.js";
 import { ForgeError } from "@nexa/core";
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerControlPlaneCommands(program);
   registerWorkerCommand(program);
   registerJobCommands(program);
+  registerPreflightCommand(program);
   registerWorkflowCommands(program);
   registerAdminCommands(program);
   registerGatewayCommands(program);

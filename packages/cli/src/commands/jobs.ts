@@ -29,6 +29,8 @@ interface SubmitFlags extends ClientFlags {
   idempotencyKey?: string;
   wait?: boolean;
   follow?: boolean;
+  /** `--no-preflight` sets it false. */
+  preflight?: boolean;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -150,6 +152,13 @@ export async function followJob(client: ForgeClient, id: string, json = false): 
   return client.getJob(id);
 }
 
+/** Preflight checks of the given statuses, one line each on stderr. */
+function printPreflightLines(checks: readonly { name: string; status: string; message: string }[], statuses: string[]): void {
+  for (const c of checks) {
+    if (statuses.includes(c.status)) process.stderr.write(`${c.status === "fail" ? pc.red("preflight fail") : pc.yellow("preflight warn")} ${pc.bold(c.name)}: ${c.message}\n`);
+  }
+}
+
 function exitFor(job: Job): number {
   return job.status === "succeeded" ? 0 : 1;
 }
@@ -183,11 +192,18 @@ export function registerJobCommands(program: Command): void {
       .option("--grace <seconds>", "SIGTERM → SIGKILL grace when stopped (default 30)")
       .option("--idempotency-key <key>", "a repeat with the same key returns the existing job")
       .option("-w, --wait", "wait until the job ends; exit non-zero unless it succeeded")
-      .option("-F, --follow", "stream its logs until it ends; exit non-zero unless it succeeded"),
+      .option("-F, --follow", "stream its logs until it ends; exit non-zero unless it succeeded")
+      .option("--no-preflight", "train jobs: queue without the preflight checks (dataset, tokenizer, model fit)"),
   ).action(async (argv: string[], flags: SubmitFlags) => {
     const client = resolveClient(flags);
     const sub = submissionFrom(flags, argv);
-    const job = await client.submitJob(sub, flags.idempotencyKey !== undefined ? { idempotencyKey: flags.idempotencyKey } : {});
+    if (flags.preflight === false) sub.preflight = false;
+    const job = await client.submitJob(sub, flags.idempotencyKey !== undefined ? { idempotencyKey: flags.idempotencyKey } : {}).catch((err: unknown) => {
+      // A rejected train job: say which checks failed before the error itself.
+      if (err instanceof ForgeError && err.code === "preflight_failed" && Array.isArray(err.details)) printPreflightLines(err.details as { name: string; status: string; message: string }[], ["fail", "warn"]);
+      throw err;
+    });
+    if (job.preflight && !flags.json) printPreflightLines(job.preflight.checks, ["warn"]);
     if (flags.follow) {
       if (!flags.json) process.stderr.write(pc.dim(`submitted ${job.id}; following logs\n`));
       const done = await followJob(client, job.id, flags.json);
@@ -290,6 +306,4 @@ export function registerJobCommands(program: Command): void {
     process.stdout.write(`${out.length} job(s) re-queued\n`);
     for (const j of out) process.stdout.write(`${j.id}\n`);
   });
-
-  void ForgeError;
 }
