@@ -15,4 +15,5 @@ export * from "./retry.js";
 export * from "./workflow/index.js";
 export * from "./batch.js";
 export * from "./preflight.js";
+export * from "./deployments.js";
 export * from "./gateway.js";

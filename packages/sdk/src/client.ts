@@ -2,6 +2,7 @@ import {
   ApiKey,
   Artifact,
   ClaimResponse,
+  Deployment,
   ErrorBody,
   ForgeError,
   HeartbeatResponse,
@@ -16,6 +17,7 @@ import {
   UsageReport,
   BatchCompleteResponse,
   Worker,
+  WorkerHeartbeatResponse,
   WorkflowRun,
   type BatchCompleteItem,
   type ListWorkflowRunsQuery,
@@ -25,13 +27,14 @@ import {
   type FailRequest,
   type JobSubmissionInput,
   type ListArtifactsQuery,
+  type ListDeploymentsQuery,
+  type WorkerHeartbeatRequest,
   type ListJobsQuery,
   type LogBatch,
   type MetricBatch,
   type RegisterWorkerRequest,
   type UsageQuery,
 } from "@nexa/core";
-import { GatewayRequestsReport, GatewayRoute, type GatewayRequestsQuery, type PutGatewayRouteRequest } from "@nexa/core";
 import { z } from "zod";
 
 /** Options of a {@link ForgeClient}. */
@@ -269,6 +272,10 @@ export class ForgeClient {
   async sendMetrics(leaseId: string, body: MetricBatch): Promise<void> {
     await this.raw("POST", `/v1/leases/${enc(leaseId)}/metrics`, { body });
   }
+  /** Report the deployments this worker supervises; answers which of them to stop. */
+  workerHeartbeat(workerId: string, body: z.input<typeof import("@nexa/core").WorkerHeartbeatRequest> | WorkerHeartbeatRequest): Promise<WorkerHeartbeatResponse> {
+    return this.json(WorkerHeartbeatResponse, "POST", `/v1/workers/${enc(workerId)}/heartbeat`, { body });
+  }
   /** Finish an attempt successfully. */
   complete(leaseId: string, body: Partial<CompleteRequest> = {}): Promise<Job> {
     return this.json(Job, "POST", `/v1/leases/${enc(leaseId)}/complete`, { body });
@@ -371,29 +378,24 @@ export class ForgeClient {
     }
   }
 
-  // ── gateway ──────────────────────────────────────────────────────────────────────────────
+  // ── deployments ──────────────────────────────────────────────────────────────────────────
 
   /**
-   * Create or replace the gateway route `name`: weighted targets (deployments by name, or external
-   * providers whose API key is named by an environment variable of the control plane).
+   * Served models started by `deploy` jobs, newest first.
    *
    * @example
-   * await forge.putGatewayRoute("chat", { targets: [{ deployment: "tiny-a", weight: 90 }, { deployment: "tiny-b", weight: 10 }] });
+   * const live = await client.listDeployments({ status: "healthy", name: "tiny-gpt" });
    */
-  putGatewayRoute(name: string, body: z.input<typeof import("@nexa/core").PutGatewayRouteRequest> | PutGatewayRouteRequest): Promise<GatewayRoute> {
-    return this.json(GatewayRoute, "PUT", `/v1/gateway/routes/${enc(name)}`, { body });
+  async listDeployments(query: Partial<ListDeploymentsQuery> = {}): Promise<Deployment[]> {
+    return (await this.json(z.object({ items: z.array(Deployment) }), "GET", "/v1/deployments", { query: query as Query })).items;
   }
-  /** The org's gateway routes. */
-  async listGatewayRoutes(): Promise<GatewayRoute[]> {
-    return (await this.json(z.object({ items: z.array(GatewayRoute) }), "GET", "/v1/gateway/routes")).items;
+  /** Read a deployment (404 for an unknown id or another org's). */
+  getDeployment(id: string): Promise<Deployment> {
+    return this.json(Deployment, "GET", `/v1/deployments/${enc(id)}`);
   }
-  /** Delete a gateway route (404 when there is none of that name). */
-  async deleteGatewayRoute(name: string): Promise<void> {
-    await this.raw("DELETE", `/v1/gateway/routes/${enc(name)}`);
-  }
-  /** Recorded gateway requests: a summary per route and variant (default), or the records (`view: "requests"`). */
-  gatewayRequests(query: Partial<GatewayRequestsQuery> = {}): Promise<GatewayRequestsReport> {
-    return this.json(GatewayRequestsReport, "GET", "/v1/gateway/requests", { query: query as Query });
+  /** Stop a deployment: `stopping` until its worker has stopped the server, or `stopped` at once when that worker is gone. */
+  stopDeployment(id: string): Promise<Deployment> {
+    return this.json(Deployment, "DELETE", `/v1/deployments/${enc(id)}`);
   }
 
   // ── usage ────────────────────────────────────────────────────────────────────────────────

@@ -38,6 +38,10 @@ export interface QueueTiming {
 export interface QueueObserver {
   onJobFinished?(job: Job, orgId: string): void;
   onClaimed?(jobs: Job[], latencyMs: number[]): void;
+  /** New jobs were inserted (not an idempotent repeat). */
+  onSubmitted?(jobs: Job[], orgId: string): void;
+  /** Workers deregistered, registered again under their name, or were marked offline. */
+  onWorkersLost?(workerIds: string[]): void;
 }
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -139,7 +143,9 @@ export class Queue {
     }
     this.bus.publish({ kind: "jobs", org: orgId, jobs: subs.length > 64 ? "any" : subs.map((s) => ({ type: s.type, requirements: s.requirements })) });
     for (const r of rows) this.bus.publish({ kind: "job", org: orgId, job: r.id, status: "queued", attempt: 0 });
-    return { jobs: rows.map((r) => jobFromRow(r)), created: true };
+    const jobs = rows.map((r) => jobFromRow(r));
+    for (const o of this.observers) o.onSubmitted?.(jobs, orgId);
+    return { jobs, created: true };
   }
 
   private async findIdempotent(orgId: string, key: string): Promise<Job | undefined> {
@@ -786,6 +792,7 @@ export class Queue {
     if (filter.workerIds !== undefined) {
       if (filter.workerIds.length === 0) return 0;
       q = q.where("worker_id", "in", filter.workerIds);
+      for (const o of this.observers) o.onWorkersLost?.(filter.workerIds);
     }
     const stale = await q.limit(1000).execute();
     let n = 0;
@@ -824,6 +831,7 @@ export class Queue {
 
   /** Marks workers not seen for `olderThanMs` offline. */
   async markStaleWorkers(olderThanMs: number): Promise<void> {
-    await this.db.updateTable("workers").set({ status: "offline" }).where("status", "=", "online").where("last_seen_at", "<", Date.now() - olderThanMs).execute();
+    const lost = await this.db.updateTable("workers").set({ status: "offline" }).where("status", "=", "online").where("last_seen_at", "<", Date.now() - olderThanMs).returning("id").execute();
+    if (lost.length > 0) for (const o of this.observers) o.onWorkersLost?.(lost.map((w) => w.id));
   }
 }

@@ -5,6 +5,8 @@ import { Keys, RateLimiter } from "./auth.js";
 import { FileBlobStore } from "./blobs/file-blob-store.js";
 import { Bus } from "./bus.js";
 import { resolveServerOptions, type ResolvedServerOptions, type ServerOptions } from "./config.js";
+import { DeploymentRegistry } from "./deployments/registry.js";
+import { deploymentRoutes } from "./deployments/routes.js";
 import { Gateway, gatewayRoutes } from "./gateway/index.js";
 import { buildApp, type RouteGroup } from "./http/app.js";
 import type { AppContext } from "./http/context.js";
@@ -31,6 +33,8 @@ export interface RunningServer {
   workflows: WorkflowEngine;
   /** The OpenAI-compatible gateway (`/v1/gateway/…`). */
   gateway: Gateway;
+  /** Deployments started by `deploy` jobs. */
+  deployments: DeploymentRegistry;
   close(): Promise<void>;
 }
 
@@ -69,10 +73,15 @@ export async function startServer(options: ServerOptions = {}, ext: ServerExtens
   const adminKey = await bootstrap(ctx, credentialsPath, opts);
   const workflows = new WorkflowEngine(ctx.db, ctx.queue, preflightDeps(ctx));
   await workflows.recover();
+  const deployments = new DeploymentRegistry(ctx.db, ctx.queue, (msg, err) => {
+    if (err !== undefined || opts.logRequests) console.error(err === undefined ? msg : `${msg}: ${(err as Error).message}`);
+  });
+  ctx.queue.observers.push(deployments.observer());
+  await deployments.recover();
   const gateway = new Gateway(ctx, opts.gateway);
   gateway.start();
   await ext.onStart?.(ctx);
-  const app = buildApp(ctx, [workflowRoutes(workflows), gatewayRoutes(gateway), ...(ext.routes ?? [])]);
+  const app = buildApp(ctx, [workflowRoutes(workflows), gatewayRoutes(gateway), deploymentRoutes(deployments), ...(ext.routes ?? [])]);
   const shutdown = new AbortController();
   (ctx as { shutdown: AbortSignal }).shutdown = shutdown.signal;
   await app.listen({ host: opts.host, port: opts.port });
@@ -90,6 +99,7 @@ export async function startServer(options: ServerOptions = {}, ext: ServerExtens
     app,
     ctx,
     workflows,
+    deployments,
     gateway,
     async close() {
       if (closed) return;
@@ -97,6 +107,7 @@ export async function startServer(options: ServerOptions = {}, ext: ServerExtens
       shutdown.abort();
       stopSweeper();
       await workflows.stop();
+      await deployments.idle();
       await ext.onStop?.();
       await app.close();
       // After the last request: the records still buffered are written before the store closes.

@@ -28,6 +28,9 @@ const VALID_BODY: Record<string, unknown> = {
   "GET /v1/workflows/:id": undefined,
   "POST /v1/workflows/:id/cancel": {},
   "POST /v1/workflows/:id/resume": {},
+  "GET /v1/deployments/:id": undefined,
+  "DELETE /v1/deployments/:id": undefined,
+  "POST /v1/workers/:id/heartbeat": { deployments: [] },
 };
 
 /** A made-up id of the same shape as a real one: same prefix, same length. */
@@ -65,7 +68,11 @@ describe.each(BACKENDS)("org isolation on $name", (backend) => {
     const art = await ca.createArtifact({ name: "alpha-data", digest: blob.digest as `sha256:${string}`, producer_job_id: done.id });
     const key = await ca.createKey({ name: "alpha-reader", scopes: ["jobs:read"] });
     const run = await ca.runWorkflow({ workflow: { name: "alpha-flow", steps: { only: { type: "command", with: { argv: ["true"] } } } } });
-    Object.assign(a, { job: done.id, running: running.id, worker: w.id, lease: c2.lease.id, blob: blob.digest, artifact: art.id, key: key.id, workflow: run.id });
+    const deploy = await ca.submitJob({ type: "deploy", spec: { model: blob.digest, name: "alpha-model" }, requirements: { labels: { nowhere: "1" } } });
+    await t.server.deployments.idle();
+    const deployment = (await ca.listDeployments())[0]!.id;
+    expect((await ca.getDeployment(deployment)).job_id).toBe(deploy.id);
+    Object.assign(a, { job: done.id, running: running.id, worker: w.id, lease: c2.lease.id, blob: blob.digest, artifact: art.id, key: key.id, workflow: run.id, deployment });
   });
   afterAll(async () => {
     await t?.close();
@@ -104,7 +111,8 @@ describe.each(BACKENDS)("org isolation on $name", (backend) => {
           (r.url.startsWith("/v1/blobs/") && kind === "blob") ||
           (r.url.startsWith("/v1/artifacts/") && kind === "artifact") ||
           (r.url.startsWith("/v1/keys/") && kind === "key") ||
-          (r.url.startsWith("/v1/workflows/") && kind === "workflow");
+          (r.url.startsWith("/v1/workflows/") && kind === "workflow") ||
+          (r.url.startsWith("/v1/deployments/") && kind === "deployment");
         if (own) expect(real.status, where).toBe(404);
         checked++;
       }
@@ -116,6 +124,7 @@ describe.each(BACKENDS)("org isolation on $name", (backend) => {
     const running = await ca.getJob(a.running!);
     expect(running.status).toBe("running");
     expect(running.cancel_requested).toBe(false);
+    expect((await ca.getDeployment(a.deployment!)).status).toBe("starting");
     expect((await ca.heartbeat(a.lease!)).cancel_requested).toBe(false);
     expect((await ca.getLogs(a.job!)).map((l) => l.line)).toEqual(["secret"]);
     expect((await ca.listKeys()).find((k) => k.id === a.key)?.revoked_at).toBeNull();
@@ -129,6 +138,7 @@ describe.each(BACKENDS)("org isolation on $name", (backend) => {
     expect((await cb.listJobs()).items).toEqual([]);
     expect((await cb.listJobs({ status: "running" })).items).toEqual([]);
     expect(await cb.listWorkers()).toEqual([]);
+    expect(await cb.listDeployments()).toEqual([]);
     expect((await cb.listArtifacts()).items).toEqual([]);
     expect((await cb.listArtifacts({ producer_job_id: a.job })).items).toEqual([]);
     expect((await cb.listKeys()).map((k) => k.name)).toEqual(["admin"]);

@@ -25,7 +25,8 @@ import { builtinHandlers, type HandlerRegistry } from "./handlers/index.js";
 import { LeaseChannel } from "./lease-channel.js";
 import { hardware, probePython, softwareVersions, workerVersion, type Hardware } from "./system-info.js";
 import { claimWorkdir } from "./workdir.js";
-import { deployments } from "./deployments.js";
+import { deployments as processDeployments, type DeploymentSupervisor } from "./deployments.js";
+import { createDeployHandler } from "./handlers/deploy.js";
 
 /** Options of a {@link WorkerAgent}. */
 export interface WorkerAgentOptions {
@@ -65,6 +66,12 @@ export interface WorkerAgentOptions {
   stopOnSignals?: boolean;
   /** How GPUs are discovered (tests point `env.PATH` at a stand-in `nvidia-smi`). */
   discoverGpus?: DiscoverGpusOptions;
+  /**
+   * Where `deploy` jobs' servers live: reported to the control plane every heartbeat interval,
+   * stopped when it says so and when the agent stops. With the default handlers, the `deploy`
+   * handler uses it too. @default the process-wide supervisor
+   */
+  deployments?: DeploymentSupervisor;
 }
 
 /** {@link WorkerAgentOptions} with defaults applied. */
@@ -87,6 +94,7 @@ export interface ResolvedWorkerAgentOptions {
   log: (line: string) => void;
   stopOnSignals: boolean;
   discoverGpus: DiscoverGpusOptions;
+  deployments: DeploymentSupervisor;
 }
 
 /** Extra time, after the grace period, for a stopped handler to upload its final checkpoint. */
@@ -94,7 +102,7 @@ const STOP_SLACK_MS = 10_000;
 
 /** Applies defaults and checks options; throws a message naming the bad option. */
 export function resolveWorkerAgentOptions(options: WorkerAgentOptions): ResolvedWorkerAgentOptions {
-  const handlers = options.handlers ?? builtinHandlers;
+  const handlers = options.handlers ?? (options.deployments !== undefined ? { ...builtinHandlers, deploy: createDeployHandler(options.deployments) } : builtinHandlers);
   const available = JobType.options.filter((t) => handlers[t] !== undefined);
   let accepts = available;
   if (options.accepts !== undefined && options.accepts.length > 0) {
@@ -125,6 +133,7 @@ export function resolveWorkerAgentOptions(options: WorkerAgentOptions): Resolved
     log: options.log ?? (() => undefined),
     stopOnSignals: options.stopOnSignals ?? false,
     discoverGpus: options.discoverGpus ?? {},
+    deployments: options.deployments ?? processDeployments,
   };
 }
 
@@ -188,6 +197,7 @@ export class WorkerAgent {
   private stopPromise: Promise<void> | null = null;
   private loop: Promise<void> = Promise.resolve();
   private releaseWorkdir: (() => Promise<void>) | null = null;
+  private deploymentBeat: NodeJS.Timeout | undefined;
   private resolveDone!: () => void;
   /** Resolves once the agent has stopped and deregistered. */
   readonly done: Promise<void> = new Promise((r) => (this.resolveDone = r));
@@ -238,6 +248,7 @@ export class WorkerAgent {
       process.on("SIGINT", this.onSignal);
     }
     this.loop = this.claimLoop().catch((err: unknown) => log(`claim loop ended: ${(err as Error).message}`));
+    this.startDeploymentHeartbeat();
     if (!this.registration) throw new Error("not registered");
     return this.registration;
   }
@@ -295,8 +306,9 @@ export class WorkerAgent {
       for (const a of this.attempts.values()) if (!a.controller.signal.aborted) a.controller.abort("preempted");
       await Promise.all([...this.attempts.values()].map((a) => a.settled));
       await this.loop;
+      clearInterval(this.deploymentBeat);
       // Served models started by deploy jobs live with the worker process; they end with it.
-      await deployments.stopAll().catch((err: unknown) => this.options.log(`stopping deployments failed: ${(err as Error).message}`));
+      await this.options.deployments.stopAll().catch((err: unknown) => this.options.log(`stopping deployments failed: ${(err as Error).message}`));
       if (this.registration) {
         try {
           await this.api.deregisterWorker(this.registration.id);
@@ -313,6 +325,43 @@ export class WorkerAgent {
       this.resolveDone();
     })();
     return this.stopPromise;
+  }
+
+  // ── deployments ──────────────────────────────────────────────────────────────────────────
+
+  /**
+   * While the supervisor holds deployments, reports them (`POST /v1/workers/:id/heartbeat`)
+   * every heartbeat interval and stops the ones the control plane lists in `stop`. Stopped and
+   * failed ones are forgotten once reported.
+   */
+  private startDeploymentHeartbeat(): void {
+    const everyMs = this.options.heartbeatIntervalMs ?? (this.registration?.heartbeat_interval_s ?? 5) * 1000;
+    let inflight = false;
+    const beat = async () => {
+      const workerId = this.registration?.id;
+      const held = this.options.deployments.list();
+      if (inflight || this.stopping || workerId === undefined || held.length === 0) return;
+      inflight = true;
+      try {
+        const res = await this.api.workerHeartbeat(workerId, {
+          deployments: held.map((d) => ({ id: d.deploymentId, state: d.state, url: d.url, restarts: d.restarts })),
+        });
+        for (const d of held) if (d.state === "stopped" || d.state === "failed") this.options.deployments.forget(d.id);
+        const stop = new Set(res.stop);
+        for (const d of held) {
+          if (!stop.has(d.deploymentId)) continue;
+          this.options.log(`deployment ${d.deploymentId} (${d.model}): the control plane asked to stop it`);
+          await this.options.deployments.stop(d.id);
+        }
+      } catch (err) {
+        // Transient (the next beat tries again), or a worker the control plane forgot (the claim loop registers again).
+        this.options.log(`deployment heartbeat failed: ${(err as Error).message}`);
+      } finally {
+        inflight = false;
+      }
+    };
+    this.deploymentBeat = setInterval(() => void beat(), everyMs);
+    this.deploymentBeat.unref();
   }
 
   // ── claim loop ───────────────────────────────────────────────────────────────────────────

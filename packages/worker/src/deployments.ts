@@ -9,6 +9,8 @@ const TAIL_LINES = 40;
 export interface DeploymentSpec {
   /** Stable id (the `deploy` job's id). */
   id: string;
+  /** The control plane's deployment id (`dep_…`) this serves; reported in worker heartbeats. @default id */
+  deploymentId?: string;
   /** Model name clients use. */
   model: string;
   backend: "vllm" | "torch";
@@ -39,6 +41,8 @@ export interface DeploymentSpec {
 /** A deployment as {@link DeploymentSupervisor.list} reports it. */
 export interface DeploymentInfo {
   id: string;
+  /** The control plane's deployment id (`dep_…`). */
+  deploymentId: string;
   model: string;
   backend: "vllm" | "torch";
   url: string;
@@ -216,6 +220,15 @@ export class DeploymentSupervisor {
     if (dep.spec.removeOnStop !== undefined) await rm(dep.spec.removeOnStop, { recursive: true, force: true }).catch(() => undefined);
   }
 
+  /** Forgets a stopped or failed deployment (the control plane has been told); false if it still runs. */
+  forget(id: string): boolean {
+    const d = this.deployments.get(id);
+    if (!d) return true;
+    if (d.state !== "stopped" && d.state !== "failed") return false;
+    this.deployments.delete(id);
+    return true;
+  }
+
   /** Stops every deployment (worker shutdown). */
   async stopAll(): Promise<void> {
     await Promise.all([...this.deployments.keys()].map((id) => this.stop(id)));
@@ -249,7 +262,7 @@ export class DeploymentSupervisor {
   }
 
   private info(d: Deployment): DeploymentInfo {
-    return { id: d.spec.id, model: d.spec.model, backend: d.spec.backend, url: d.spec.url, pid: d.proc?.pid, state: d.state, restarts: d.restarts, started_at: d.startedAt.toISOString() };
+    return { id: d.spec.id, deploymentId: d.spec.deploymentId ?? d.spec.id, model: d.spec.model, backend: d.spec.backend, url: d.spec.url, pid: d.proc?.pid, state: d.state, restarts: d.restarts, started_at: d.startedAt.toISOString() };
   }
 }
 

@@ -7,3 +7,4 @@ export { ProcessSupervisor, type ProcessExit, type SuperviseOptions } from "./su
 export { CheckpointUploader, restoreLatestCheckpoint, listCheckpoints, checkpointArtifactName, COMPLETE_MARKER } from "./checkpoints.js";
 export { DeploymentSupervisor, DeploymentError, deployments } from "./deployments.js";
 export { trainHandler, deployHandler } from "./handlers/index.js";
+export { createDeployHandler } from "./handlers/deploy.js";

@@ -15,6 +15,14 @@ export interface CliResult {
 export async function runWorkflowCli(target: { url: string; adminKey?: string | undefined }, args: string[]): Promise<CliResult> {
   const program = new Command("nexa").exitOverride();
   registerWorkflowCommands(program);
+  return captureCli(async () => {
+    await program.parseAsync(["node", "nexa", ...args, "--url", target.url, "--api-key", target.adminKey!]);
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  });
+}
+
+/** Runs a CLI invocation that resolves to its exit code, capturing what it prints (a throw is exit code 1). */
+export async function captureCli(run: () => Promise<number>): Promise<CliResult> {
   let out = "";
   let err = "";
   const { write: w1 } = process.stdout;
@@ -24,8 +32,7 @@ export async function runWorkflowCli(target: { url: string; adminKey?: string | 
   process.exitCode = undefined;
   let code = 0;
   try {
-    await program.parseAsync(["node", "nexa", ...args, "--url", target.url, "--api-key", target.adminKey!]);
-    code = typeof process.exitCode === "number" ? process.exitCode : 0;
+    code = await run();
   } catch (e) {
     err += (e as Error).message;
     code = 1;

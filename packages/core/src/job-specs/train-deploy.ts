@@ -118,5 +118,10 @@ export const DeploySpec = z.strictObject({
   health_timeout_s: z.number().positive().default(600),
   /** Extra arguments for the server (`vllm serve` or `serve.py`). */
   args: z.array(z.string()).optional(),
+  /**
+   * The deployment this job serves. Set by the control plane when it starts a deployment again
+   * on another worker; omitted, the id derives from the job id (see `deploymentIdOf`).
+   */
+  deployment_id: z.string().regex(/^dep_[0-9a-z]{1,64}$/, "a deployment id (dep_…)").optional(),
 });
 export type DeploySpec = z.infer<typeof DeploySpec>;
