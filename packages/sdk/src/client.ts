@@ -35,6 +35,7 @@ import {
   type RegisterWorkerRequest,
   type UsageQuery,
 } from "@nexa/core";
+import { GatewayRequestsReport, GatewayRoute, type GatewayRequestsQuery, type PutGatewayRouteRequest } from "@nexa/core";
 import { z } from "zod";
 
 /** Options of a {@link ForgeClient}. */
@@ -396,6 +397,31 @@ export class ForgeClient {
   /** Stop a deployment: `stopping` until its worker has stopped the server, or `stopped` at once when that worker is gone. */
   stopDeployment(id: string): Promise<Deployment> {
     return this.json(Deployment, "DELETE", `/v1/deployments/${enc(id)}`);
+  }
+
+  // ── gateway ──────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Create or replace the gateway route `name`: weighted targets (deployments by name, or external
+   * providers whose API key is named by an environment variable of the control plane).
+   *
+   * @example
+   * await forge.putGatewayRoute("chat", { targets: [{ deployment: "tiny-a", weight: 90 }, { deployment: "tiny-b", weight: 10 }] });
+   */
+  putGatewayRoute(name: string, body: z.input<typeof import("@nexa/core").PutGatewayRouteRequest> | PutGatewayRouteRequest): Promise<GatewayRoute> {
+    return this.json(GatewayRoute, "PUT", `/v1/gateway/routes/${enc(name)}`, { body });
+  }
+  /** The org's gateway routes. */
+  async listGatewayRoutes(): Promise<GatewayRoute[]> {
+    return (await this.json(z.object({ items: z.array(GatewayRoute) }), "GET", "/v1/gateway/routes")).items;
+  }
+  /** Delete a gateway route (404 when there is none of that name). */
+  async deleteGatewayRoute(name: string): Promise<void> {
+    await this.raw("DELETE", `/v1/gateway/routes/${enc(name)}`);
+  }
+  /** Recorded gateway requests: a summary per route and variant (default), or the records (`view: "requests"`). */
+  gatewayRequests(query: Partial<GatewayRequestsQuery> = {}): Promise<GatewayRequestsReport> {
+    return this.json(GatewayRequestsReport, "GET", "/v1/gateway/requests", { query: query as Query });
   }
 
   // ── usage ────────────────────────────────────────────────────────────────────────────────
