@@ -222,6 +222,17 @@ function checkModelConfig(spec: TrainSpec, tokenizerVocab: number | undefined): 
     return { check: check("model_config", "warn", "no spec.model.config: the sizes come from the weights' config.json on the worker, so memory, duration and cost are not estimated; add the model's config to check them", { field: "spec.model.config" }), estimable: false };
   }
   const fail = (field: string, message: string) => ({ check: check("model_config", "fail", `spec.model.config.${field}: ${message}`, { field: `spec.model.config.${field}` }), estimable: false });
+  if (spec.model.weights !== undefined) {
+    // With weights, the config only overrides the saved one: the sizes it leaves out are the weights', not a default's.
+    const sizes = config.model_type === "gpt2" ? ["n_embd", "n_layer", "n_head", "vocab_size"] : REQUIRED_OTHER;
+    const missing = typeof config.model_type === "string" ? sizes.find((f) => config[f] === undefined) : "model_type";
+    if (missing !== undefined) {
+      return {
+        check: check("model_config", "warn", `spec.model.config overrides the config of the weights, and does not give ${missing}: the sizes come from the weights on the worker, so memory, duration and cost are not estimated; give model_type and the sizes to check them`, { field: `spec.model.config.${missing}` }),
+        estimable: false,
+      };
+    }
+  }
   const type = config.model_type;
   if (typeof type !== "string" || type === "") return fail("model_type", `needs a model_type (e.g. "gpt2", "llama", "qwen2") to give a parameter count`);
   const family = type === "gpt2" ? "gpt2" : "llama";
@@ -238,7 +249,9 @@ function checkModelConfig(spec: TrainSpec, tokenizerVocab: number | undefined): 
   const s = modelShape(config);
   if (!Number.isInteger(s.headDim)) return fail(family === "gpt2" ? "n_head" : "num_attention_heads", `${s.heads} heads do not divide the hidden size ${s.hidden}`);
   if (s.kvHeads > s.heads || s.heads % s.kvHeads !== 0) return fail("num_key_value_heads", `${s.kvHeads} key/value heads must divide the ${s.heads} attention heads`);
-  const positions = family === "gpt2" ? s.positions : typeof config.max_position_embeddings === "number" ? config.max_position_embeddings : undefined;
+  // transformers' LlamaConfig defaults to 2,048 positions; other types' defaults are not known here.
+  const given = typeof config.max_position_embeddings === "number" ? config.max_position_embeddings : undefined;
+  const positions = family === "gpt2" ? s.positions : (given ?? (type === "llama" ? 2048 : undefined));
   if (positions !== undefined && seqLen > positions) {
     return { check: check("model_config", "fail", `spec.pack.seq_len ${seqLen} exceeds the model's ${positions} positions: lower seq_len or raise ${family === "gpt2" ? "n_positions" : "max_position_embeddings"}`, { field: "spec.pack.seq_len" }), estimable: false };
   }
@@ -508,7 +521,9 @@ export async function preflightSubmission(deps: PreflightDeps, orgId: string, su
     checks.push(
       spec.backend === "command" && spec.argv === undefined
         ? check("spec", "fail", "spec.argv: backend command needs argv, the trainer to run", { field: "spec.argv" })
-        : check("spec", "pass", `the train spec is valid (backend ${spec.backend})`),
+        : spec.backend === "axolotl" && spec.model.weights === undefined
+          ? check("spec", "fail", "spec.model.weights: backend axolotl fine-tunes a base model: give its weights (a folder on the worker or a model.tar artifact)", { field: "spec.model.weights" })
+          : check("spec", "pass", `the train spec is valid (backend ${spec.backend})`),
     );
     const [dataset, tokenizer] = await Promise.all([checkDataset(deps, orgId, spec), checkTokenizer(deps, orgId, spec)]);
     checks.push(dataset.check, tokenizer.check);

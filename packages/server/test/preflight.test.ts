@@ -218,6 +218,12 @@ describe.each(BACKENDS)("preflight on $name", (backend) => {
     expect(byName(r, "model_config")!.details!.field).toBe("spec.model.config.n_head");
     r = await t.client.preflight(train({ ...TINY_GPT, n_positions: 64 }));
     expect(byName(r, "model_config")).toMatchObject({ status: "fail", details: { field: "spec.pack.seq_len" } });
+    // With weights the config only overrides theirs: no sizes, no estimate, but nothing to fail either.
+    r = await t.client.preflight(train({ attention_dropout: 0.1 }, { spec: { model: { config: { attention_dropout: 0.1 }, weights: "/models/base" } } }));
+    expect(byName(r, "model_config")).toMatchObject({ status: "warn", details: { field: "spec.model.config.model_type" } });
+    expect(r.estimate.memory).toBeNull();
+    r = await t.client.preflight(train(TINY_GPT, { spec: { backend: "axolotl" } }));
+    expect(byName(r, "spec")).toMatchObject({ status: "fail", details: { field: "spec.model.weights" } });
   });
 
   test.skipIf(skip)("a workflow's train step whose preflight fails fails with the preflight message instead of queueing", async () => {
