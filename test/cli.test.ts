@@ -89,11 +89,12 @@ describe.skipIf(!built)("nexa CLI", () => {
     expect(refused.stderr).toMatch(/revoked|invalid/);
   });
 
-  test("nexa demo runs the bundled pipeline and exits 0", () => {
-    const r = nexa(["demo", "--json"], {}, 300_000);
+  test("nexa demo quickstart runs the Node.js-only pipeline and exits 0", () => {
+    const r = nexa(["demo", "quickstart", "--json"], {}, 300_000);
     expect(r.code, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout) as { ok: boolean; run: { status: string } };
+    const out = JSON.parse(r.stdout) as { ok: boolean; example: string; run: { status: string } };
     expect(out.ok).toBe(true);
+    expect(out.example).toBe("quickstart");
     expect(out.run.status).toBe("succeeded");
   });
 });

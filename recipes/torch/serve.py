@@ -43,7 +43,7 @@ class ApiError(Exception):
 class Engine:
     """A model and its tokenizer; `generate` yields one token at a time."""
 
-    def __init__(self, model_dir: str, name: str, device: str | None) -> None:
+    def __init__(self, model_dir: str, name: str, device: str | None, chat_template: str | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
@@ -60,6 +60,8 @@ class Engine:
         if os.path.isfile(cfg_file):
             with open(cfg_file, encoding="utf-8") as f:
                 self.chat_template = json.load(f).get("chat_template")
+        if chat_template:
+            self.chat_template = chat_template
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
         self.max_len = getattr(self.model.config, "max_position_embeddings", None) or getattr(self.model.config, "n_positions", None) or 2048
@@ -386,8 +388,9 @@ def main(argv=None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
+    p.add_argument("--chat-template", help="Jinja chat template used instead of the model's (e.g. the messages' text alone, for a base model)")
     args = p.parse_args(argv)
-    engine = Engine(args.model, args.name or os.path.basename(os.path.normpath(args.model)), args.device)
+    engine = Engine(args.model, args.name or os.path.basename(os.path.normpath(args.model)), args.device, args.chat_template)
     server = ThreadingHTTPServer((args.host, args.port), make_handler(engine))
     server.daemon_threads = True
     host, port = server.server_address[:2]
