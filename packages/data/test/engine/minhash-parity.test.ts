@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import xxhashWasm from "xxhash-wasm";
+import { MinHashKernel } from "../../src/engine/dedup/minhash-kernel.js";
 import { MinHasher, MinHashIndex, NumpyRandomState, SeededRandom } from "../../src/engine/index.js";
 import { bigints, fixturePath, loadSample } from "./fixtures.js";
 
@@ -78,6 +80,31 @@ describe("MinHash parity with datatrove (default MinhashConfig)", () => {
       exact++;
     }
     expect(exact).toBe(589);
+  });
+
+  it("signature(text), hashed and permuted in one kernel pass without removing repeats, equals the signatures above", async () => {
+    const mh = await MinHasher.create();
+    const { sigs } = await computed("xxhash");
+    docs.forEach((d, i) => expect(mh.signature(d.text), d.id).toEqual(sigs[i]));
+  });
+
+  it("the kernel's xxHash64 equals xxhash-wasm's at every length (32-byte stripes, 8-, 4- and 1-byte tails) and on multi-byte text", async () => {
+    const xx = await xxhashWasm();
+    const kernel = new MinHashKernel([1n], [0n]);
+    const rng = new SeededRandom(5);
+    const alphabet = [..."abcdefghijklmnopqrstuvwxyz0123456789.,;-_éüß€中文🙂"];
+    for (let len = 1; len <= 200; len++) {
+      const w = Array.from({ length: len }, () => alphabet[rng.int(alphabet.length)]).join("");
+      const pair = kernel.shingleHashes([w], 1);
+      const got = (BigInt(pair[1]!) << 32n) | BigInt(pair[0]!);
+      expect(got, JSON.stringify(w)).toBe(xx.h64Raw(new TextEncoder().encode(w), 0n));
+    }
+    // a document far larger than the kernel's initial memory page
+    const big = Array.from({ length: 200_000 }, (_, i) => `w${i % 977}`);
+    const pairs = kernel.shingleHashes(big, 5);
+    expect(pairs.length).toBe(2 * (big.length - 4));
+    const last = (BigInt(pairs.at(-1)!) << 32n) | BigInt(pairs.at(-2)!);
+    expect(last).toBe(xx.h64Raw(new TextEncoder().encode(big.slice(-5).join(" ")), 0n));
   });
 
   it("removes the same 29 documents in the same 19 clusters, with the same kept representative (xxhash)", async () => {
