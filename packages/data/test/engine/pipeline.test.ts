@@ -64,7 +64,7 @@ describe("audit pipeline", () => {
     expect(r.steps[0]!.counts.clusters).toBe(19);
   });
 
-  it.runIf(workerScript() !== null)("2 worker threads give byte-identical outputs to 1 thread", async () => {
+  it.runIf(workerScript() !== null)("2 and 3 threads (1 and 2 workers beside the main thread) give byte-identical outputs to 1 thread", async () => {
     const steps = ["gopher_repetition", "exact_dedup", "c4", "pii", "minhash"] as const;
     const a = await mkdtemp(join(tmpdir(), "nexa-audit-"));
     const b = await mkdtemp(join(tmpdir(), "nexa-audit-"));
@@ -78,6 +78,11 @@ describe("audit pipeline", () => {
     expect(rb.steps.find((s) => s.name === "minhash")!.drops.minhash_duplicate).toBeGreaterThan(0);
     expect(await readFile(join(b, "kept.jsonl"), "utf8")).toBe(await readFile(join(a, "kept.jsonl"), "utf8"));
     expect(await readFile(join(b, "removed.jsonl"), "utf8")).toBe(await readFile(join(a, "removed.jsonl"), "utf8"));
+    const c = await mkdtemp(join(tmpdir(), "nexa-audit-"));
+    const rc = await runAudit({ input, outDir: c, config: { steps: [...steps], threads: 3 } });
+    expect(rc.removed).toBe(rb.removed);
+    expect(await readFile(join(c, "kept.jsonl"), "utf8")).toBe(await readFile(join(a, "kept.jsonl"), "utf8"));
+    expect(await readFile(join(c, "removed.jsonl"), "utf8")).toBe(await readFile(join(a, "removed.jsonl"), "utf8"));
   });
 
   it("exact dedup keeps the first of identical texts; regex and length rules drop with their reasons", async () => {

@@ -106,7 +106,8 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
     for (let si = 0; si < segs.length; si++) {
       const seg = segs[si]!;
       const segStats = seg.steps.map((s) => stats[stepIndex.get(s)!]!);
-      const exec = script !== null && seg.steps.some((s) => s.kind === "doc") ? poolExecutor(config.threads, resolved, si, script) : inlineExecutor(seg.steps, seg.global);
+      const local = inlineExecutor(seg.steps, seg.global);
+      const exec = script !== null && seg.steps.some((s) => s.kind === "doc") ? poolExecutor(config.threads, resolved, si, script, local) : local;
       executors.push(exec);
       const spoolPath = seg.global ? join(options.outDir, `.audit-spool-${si}-${process.pid}.jsonl`) : null;
       const spool = spoolPath ? await RecordWriter.open(spoolPath) : null;

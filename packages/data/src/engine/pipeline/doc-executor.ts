@@ -29,18 +29,23 @@ export function workerScript(): URL | null {
 }
 
 /**
- * A pool of `worker_threads`, batches dealt round-robin. Each worker builds its own steps from
- * the resolved configuration. Output order is the submission order, whatever finishes first.
+ * `threads` computing threads: `threads - 1` `worker_threads` and the calling thread. A batch goes
+ * to the worker with the fewest batches queued while that is under two; when every worker is that
+ * busy the batch runs here, on `local`, at once — the calling thread would otherwise only wait, and
+ * `threads` threads then keep `threads` cores busy, not `threads + 1`. Each worker builds its own
+ * steps from the resolved configuration. Output order is the submission order, whatever finishes first.
  */
-export function poolExecutor(threads: number, steps: ResolvedStep[], segment: number, script: URL): DocExecutor {
-  const workers = Array.from({ length: threads }, () => new Worker(script, { workerData: { steps, segment } }));
-  const pending = new Map<number, { resolve: (o: DocOutcome[]) => void; reject: (e: Error) => void }>();
+export function poolExecutor(threads: number, steps: ResolvedStep[], segment: number, script: URL, local: DocExecutor): DocExecutor {
+  const workers = Array.from({ length: Math.max(1, threads - 1) }, () => new Worker(script, { workerData: { steps, segment } }));
+  const queued = new Array<number>(workers.length).fill(0);
+  const pending = new Map<number, { worker: number; resolve: (o: DocOutcome[]) => void; reject: (e: Error) => void }>();
   let failed: Error | undefined;
   for (const w of workers) {
     w.on("message", (m: { id: number; outcomes?: DocOutcome[]; error?: string }) => {
       const p = pending.get(m.id);
       if (!p) return;
       pending.delete(m.id);
+      queued[p.worker]!--;
       if (m.error !== undefined) p.reject(new Error(`audit worker: ${m.error}`));
       else p.resolve(m.outcomes!);
     });
@@ -54,10 +59,14 @@ export function poolExecutor(threads: number, steps: ResolvedStep[], segment: nu
   return {
     submit(texts) {
       if (failed) return Promise.reject(failed);
+      let worker = 0;
+      for (let i = 1; i < workers.length; i++) if (queued[i]! < queued[worker]!) worker = i;
+      if (queued[worker]! >= 2) return local.submit(texts);
       const id = next++;
+      queued[worker]!++;
       return new Promise<DocOutcome[]>((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        workers[id % workers.length]!.postMessage({ id, texts });
+        pending.set(id, { worker, resolve, reject });
+        workers[worker]!.postMessage({ id, texts });
       });
     },
     async close() {

@@ -47,7 +47,7 @@ export const PipelineConfig = z.strictObject({
   id_field: z.string().min(1).default("id"),
   /** @default "fail" */
   on_error: z.enum(["fail", "skip"]).default("fail"),
-  /** Worker threads for the per-document steps. @default 1 */
+  /** Threads for the per-document steps: the calling thread and `threads - 1` worker threads. @default 1 */
   threads: z.number().int().min(1).max(256).default(1),
 });
 export type PipelineConfig = z.input<typeof PipelineConfig>;
