@@ -30,8 +30,24 @@ export type GopherQualityOptions = z.input<typeof GopherQualityOptions>;
 
 const SURROGATE = /[\ud800-\udbff]/;
 
+// PUNCTUATION_SET's BMP members as a table; its few astral members (terminal marks) are looked up in the set.
+const BMP_PUNCT = new Uint8Array(65536);
+for (const ch of PUNCTUATION_SET) if (ch.length === 1) BMP_PUNCT[ch.charCodeAt(0)] = 1;
+
+/** Every code point of `w` is in PUNCTUATION_SET. */
 function isSymbolWord(w: string): boolean {
-  for (const ch of w) if (!PUNCTUATION_SET.has(ch)) return false;
+  for (let i = 0; i < w.length; i++) {
+    const c = w.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < w.length) {
+      const d = w.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        if (!PUNCTUATION_SET.has(w.slice(i, i + 2))) return false;
+        i++;
+        continue;
+      }
+    }
+    if (BMP_PUNCT[c] !== 1) return false;
+  }
   return true;
 }
 
