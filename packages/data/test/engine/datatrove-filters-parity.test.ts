@@ -76,3 +76,16 @@ describe("datatrove parity on the 589-document sample", () => {
     expect(agree / docs.length).toBeGreaterThanOrEqual(0.995);
   });
 });
+
+describe("filter edge cases the sample does not hold", () => {
+  it("c4 drops lines with a word over max_word_length code points (astral characters count once) and counts words by Python's split()", () => {
+    const f = new C4QualityFilter({ max_word_length: 10, min_num_sentences: 1, min_words_per_line: 3 });
+    const ok = "One two three.";
+    // 8 emoji are 16 UTF-16 units but 8 code points: not too long for Python
+    expect(f.apply(`${ok}\nThe ${"🙂".repeat(8)} stays here.`)).toEqual({ keep: true });
+    expect(f.apply(`${ok}\nThe ${"x".repeat(11)} goes here.`)).toEqual({ keep: true, text: ok });
+    // U+3000 and U+0085 are whitespace to Python's split(): "a\u3000b c" is three words
+    expect(f.apply(`${ok}\na\u3000b c.`)).toEqual({ keep: true });
+    expect(f.apply(`${ok}\na\ufeffb c.`)).toEqual({ keep: true, text: ok });
+  });
+});

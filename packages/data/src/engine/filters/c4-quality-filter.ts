@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { pyLen, pySplit, pySplitlines, pyStrip } from "../text/py-str.js";
+import { isPySpaceCode, pyLen, pySplitlines, pyStrip } from "../text/py-str.js";
 import { type DocFilter, drop, type FilterVerdict, KEEP, WordSplitter } from "./doc-filter.js";
 
 /** Options of {@link C4QualityFilter}. Defaults are datatrove's (C4's); see {@link C4_FINEWEB_PRESET}. */
@@ -35,6 +35,29 @@ const END_PUNCT = [".", "?", "!", '"', "'"];
 const POLICY = ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"];
 
 /**
+ * `len(line.split())` and whether a word of it is longer than `max` code points, without building
+ * the words.
+ */
+function wordStats(line: string, max: number): { count: number; tooLong: boolean } {
+  let count = 0;
+  let tooLong = false;
+  let start = -1;
+  for (let i = 0; i <= line.length; i++) {
+    if (i === line.length || isPySpaceCode(line.charCodeAt(i))) {
+      if (start >= 0) {
+        // UTF-16 length bounds the code point count from above: only a long run needs pyLen.
+        if (!tooLong && max >= 0 && i - start > max && pyLen(line.slice(start, i)) > max) tooLong = true;
+        start = -1;
+      }
+    } else if (start < 0) {
+      start = i;
+      count++;
+    }
+  }
+  return { count, tooLong };
+}
+
+/**
  * datatrove's `C4QualityFilter` (Raffel et al. 2020): line-level edits (too-long words,
  * citations, terminal punctuation, short lines, `javascript`, policy lines) and document drops
  * (`lorem_ipsum`, `curly_bracket`, `too_few_sentences`). A kept document's text is the kept lines
@@ -57,11 +80,11 @@ export class C4QualityFilter implements DocFilter {
     const kept: string[] = [];
     for (const raw of lines) {
       let line = pyStrip(raw);
-      const words = pySplit(line);
-      if (o.max_word_length !== -1 && words.some((w) => w.length > o.max_word_length && pyLen(w) > o.max_word_length)) continue;
+      const words = wordStats(line, o.max_word_length);
+      if (o.max_word_length !== -1 && words.tooLong) continue;
       if (o.remove_citations && line.includes("[")) line = line.replace(CITATION_RE, "");
       if (o.filter_no_terminal_punct && (!END_PUNCT.some((p) => line.endsWith(p)) || line.endsWith("..."))) continue;
-      if (words.length < o.min_words_per_line) continue;
+      if (words.count < o.min_words_per_line) continue;
       const lower = line.toLowerCase();
       if (o.filter_lorem_ipsum && lower.includes("lorem ipsum")) return drop("lorem_ipsum");
       if (o.filter_javascript && lower.includes("javascript")) continue;
