@@ -1,8 +1,9 @@
 // examples/tiny-gpt end to end, through `nexa demo`'s own code (runDemo): a real control plane
 // (SQLite) and a real worker run audit → train (pack + the torch recipe on the CPU) → deploy
-// (recipes/torch/serve.py) → evaluate. Checked against the control plane itself while the instance
-// is kept up: every step succeeded, the train job's loss series fell, the deployment answers,
-// the evaluation has scores; then stopping it stops the model server.
+// (recipes/torch/serve.py) → evaluate through the gateway. Checked against the control plane itself
+// while the instance is kept up: every step succeeded, the train job's loss series fell, the
+// deployment is healthy and answers through the gateway, which recorded the evaluation's
+// requests; the evaluation has scores; then stopping the demo stops the model server.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -64,11 +65,19 @@ describe.skipIf(!python)("examples/tiny-gpt via nexa demo", () => {
     expect(summary).toMatchObject({ status: "completed", step: STEPS });
     expect(summary.final_loss).toBeLessThan(summary.first_loss);
 
-    // The deployment serves while the instance is kept.
-    const deployment = JSON.parse(await (await client.getBlob(run.outputs.deployment as string)).text()) as { url: string; model: string; backend: string };
+    // The deployment serves, behind the gateway, while the instance is kept.
+    const deployment = JSON.parse(await (await client.getBlob(run.outputs.deployment as string)).text()) as { deployment_id: string; url: string; model: string; backend: string };
     expect(deployment).toMatchObject({ model: "tiny-gpt", backend: "torch" });
-    const models = (await (await fetch(`${deployment.url}/v1/models`)).json()) as { data: { id: string }[] };
-    expect(models.data.map((m) => m.id)).toContain("tiny-gpt");
+    const listed = await client.listDeployments({ name: "tiny-gpt" });
+    expect(listed.map((d) => [d.id, d.status, d.url])).toEqual([[deployment.deployment_id, "healthy", deployment.url]]);
+    const res = await fetch(`${demo.url}/v1/gateway/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${demo.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "tiny-gpt", messages: [{ role: "user", content: "3 And I hated Esau, and laid his" }], max_tokens: 12, temperature: 0 }),
+    });
+    expect(res.status).toBe(200);
+    const reply = (await res.json()) as { choices: { message: { content: string } }[]; usage: { completion_tokens: number } };
+    expect(reply.usage.completion_tokens).toBeGreaterThan(0);
     expect(demo.tinyGpt?.sample?.reply.trim()).not.toBe("");
 
     const report = JSON.parse(await (await client.getBlob(run.outputs.eval_report as string)).text()) as {
@@ -76,12 +85,22 @@ describe.skipIf(!python)("examples/tiny-gpt via nexa demo", () => {
       counts: { samples: number; errors: number };
       assertions: { pass_rate: number };
       usage: { completion_tokens: number };
+      endpoint: { deployment?: string; base_url?: string };
     };
+    expect(report.endpoint).toMatchObject({ deployment: "tiny-gpt" });
+    expect(report.endpoint.base_url).toBeUndefined();
     expect(report.counts).toMatchObject({ samples: 24, errors: 0 });
     for (const m of ["chrf", "bleu", "rougeL"]) expect(Number.isFinite(report.metrics[m]), m).toBe(true);
     expect(report.metrics.chrf).toBeGreaterThan(0);
     expect(report.assertions.pass_rate).toBeGreaterThan(0.5);
     expect(report.usage.completion_tokens).toBeGreaterThan(0);
+    // The gateway recorded the evaluation's 24 requests, the demo's and this test's (records are flushed in batches).
+    let served = 0;
+    for (let i = 0; i < 50 && served < 26; i++) {
+      served = (await client.gatewayRequests({ route: "tiny-gpt" })).summary?.reduce((n, v) => n + v.requests - v.errors, 0) ?? 0;
+      if (served < 26) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(served).toBe(26);
 
     // What the user saw: the Python, stages with elapsed times, loss as it fell, the eval score.
     const text = lines.join("\n");

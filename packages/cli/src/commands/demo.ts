@@ -1,5 +1,4 @@
 import { readFile, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -49,9 +48,10 @@ export interface TinyGptSummary {
   audit?: { docs_in: number; kept: number; removed: number };
   /** Loss series of the train job (`GET /v1/jobs/:id/metrics`). */
   train?: { steps: number; first_loss: number; last_loss: number; eval_loss: number | null };
-  deployment?: { url: string; model: string };
+  /** `id`: the control plane's `dep_…` id; `url`: the model server itself (the gateway is in front of it). */
+  deployment?: { id: string; url: string; model: string };
   eval?: { metrics: Record<string, number>; assertion_pass_rate: number | null; samples: number; endpoint: { base_url?: string; deployment?: string; model: string } };
-  /** One completion from the deployed model, after the run. */
+  /** One completion from the deployed model through the gateway, after the run. */
   sample?: { prompt: string; reply: string };
 }
 
@@ -117,7 +117,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    // Stopping the worker stops the deployments it serves.
+    // Through the deployments API, as a user would; stopping the worker then ends their servers.
+    for (const d of await client.listDeployments().catch(() => [])) {
+      if (d.status !== "stopped" && d.status !== "failed") await client.stopDeployment(d.id).catch(() => {});
+    }
     await agent.stop();
     await server.close();
     await rm(home, { recursive: true, force: true });
@@ -180,18 +183,6 @@ async function runQuickstart(client: ForgeClient, stage: (line: string) => void,
   return { ok: done.status === "succeeded", run: done };
 }
 
-/** A free TCP port on 127.0.0.1 (for the model server, whose URL the evaluate step names). */
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr !== null ? res(addr.port) : rej(new Error("no port"))));
-    });
-  });
-}
-
 /** The prompt of the demo's last request: the first words of Exodus 32:7, a chapter it trained on. */
 const SAMPLE_PROMPT = "7 And the LORD said unto Moses, Go,";
 
@@ -199,7 +190,7 @@ async function runTinyGpt(client: ForgeClient, stage: (line: string) => void, o:
   const dir = exampleDir("tiny-gpt");
   const file = join(dir, "workflow.yaml");
   const text = await readFile(file, "utf8");
-  const given: Record<string, string> = { port: String(await freePort()) };
+  const given: Record<string, string> = {};
   if (o.steps !== undefined) given.steps = String(o.steps);
   const { inputs, uploaded } = await prepareInputs(client, file, text, given);
   stage(`uploaded ${uploaded.map((u) => u.path.slice(dir.length + 1)).join(", ")}`);
@@ -252,9 +243,9 @@ async function runTinyGpt(client: ForgeClient, stage: (line: string) => void, o:
       if (summary.train) stage(`  train loss ${summary.train.first_loss.toFixed(3)} → ${summary.train.last_loss.toFixed(3)} in ${summary.train.steps} steps${summary.train.eval_loss !== null ? ` (held-out loss ${summary.train.eval_loss.toFixed(3)})` : ""}`);
     }
     if (name === "deploy" && s.status === "succeeded") {
-      const d = await blobJson<{ url: string; model: string }>(s.outputs["deployment.json"]);
-      summary.deployment = { url: d.url, model: d.model };
-      stage(`  ${d.model} is served at ${d.url}`);
+      const d = await blobJson<{ deployment_id: string; url: string; model: string }>(s.outputs["deployment.json"]);
+      summary.deployment = { id: d.deployment_id, url: d.url, model: d.model };
+      stage(`  deployment ${d.deployment_id}: ${d.model} is served at ${d.url}, behind the gateway at ${client.url}/v1/gateway`);
     }
     if (name === "evaluate" && s.status === "succeeded") {
       const r = await blobJson<{ metrics: Record<string, number>; assertions?: { pass_rate: number }; counts: { samples: number }; endpoint: NonNullable<TinyGptSummary["eval"]>["endpoint"] }>(s.outputs["report.json"]);
@@ -273,14 +264,16 @@ async function runTinyGpt(client: ForgeClient, stage: (line: string) => void, o:
   }
   const ok = done.status === "succeeded";
   if (ok && summary.deployment) {
-    const res = await fetch(`${summary.deployment.url}/v1/chat/completions`, {
+    const res = await fetch(`${client.url}/v1/gateway/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: `Bearer ${client.apiKey}` },
       body: JSON.stringify({ model: summary.deployment.model, messages: [{ role: "user", content: SAMPLE_PROMPT }], max_tokens: 24, temperature: 0, stop: ["\n"] }),
     });
-    const body = (await res.json()) as { choices?: { message?: { content?: string } }[] };
-    summary.sample = { prompt: SAMPLE_PROMPT, reply: body.choices?.[0]?.message?.content ?? "" };
-    stage(`  ${pc.dim("prompt")} ${SAMPLE_PROMPT}${pc.cyan(summary.sample.reply)}`);
+    const body = (await res.json().catch(() => ({}))) as { choices?: { message?: { content?: string } }[]; error?: { message?: string } };
+    if (res.ok) {
+      summary.sample = { prompt: SAMPLE_PROMPT, reply: body.choices?.[0]?.message?.content ?? "" };
+      stage(`  through the gateway: ${SAMPLE_PROMPT}${pc.cyan(summary.sample.reply)}`);
+    } else stage(pc.yellow(`  the gateway answered ${res.status}: ${body.error?.message ?? "(no message)"}`));
   }
   return { ok, run: done, tinyGpt: summary };
 }
@@ -292,7 +285,11 @@ function nextSteps(r: DemoResult, kept: boolean): string[] {
   const body = JSON.stringify({ model: d.model, messages: [{ role: "user", content: SAMPLE_PROMPT }], max_tokens: 24, temperature: 0 });
   const lines = [pc.bold("next:")];
   if (kept) {
-    lines.push(`  the model is served at ${d.url} until Ctrl-C; ask it yourself:`, `  curl -s ${d.url}/v1/chat/completions -H 'content-type: application/json' -d '${body}'`);
+    lines.push(
+      `  ${d.model} is served until Ctrl-C; ask it through the gateway (or straight at ${d.url}/v1):`,
+      `  curl -s ${r.url}/v1/gateway/chat/completions -H 'authorization: Bearer ${r.apiKey}' -H 'content-type: application/json' -d '${body}'`,
+      `  NEXA_URL=${r.url} NEXA_API_KEY=${r.apiKey} nexa deployments list`,
+    );
   } else {
     lines.push("  nexa demo --keep                                  # the same, and keep serving the model until Ctrl-C");
   }
