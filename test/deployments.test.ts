@@ -171,4 +171,30 @@ describe(`deployments end to end (${REAL_PYTHON ? "recipes/torch/serve.py" : "st
     },
     400_000,
   );
+
+  test(
+    "DELETE while the deploy job is still starting: the job is canceled or its server stopped, nothing keeps running",
+    async () => {
+      await worker("serve-c");
+      const job = await admin.submitJob({ type: "deploy", spec: { model: modelRef, name: "tiny-late", backend: "torch", health_timeout_s: 120 } });
+      const id = deploymentIdOf(job.id, {});
+      // Wait until a worker (B from the test above, or C) has started the server process, then
+      // stop it before (or just after) it is healthy.
+      const deadline = Date.now() + 60_000;
+      const held = () => supervisors.flatMap((sup) => sup.list()).find((x) => x.deploymentId === id);
+      while (held()?.pid === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const pid = held()?.pid ?? 0;
+      expect(pid).toBeGreaterThan(0);
+      expect(["starting", "stopping", "stopped"]).toContain((await admin.stopDeployment(id)).status);
+      const d = await until(id, (x) => x.status === "stopped", "stopped", 60_000);
+      expect(d.stopped_at).not.toBeNull();
+      const final = await admin.waitForJob(job.id, 60_000);
+      expect(["canceled", "succeeded"]).toContain(final.status);
+      const gone = Date.now() + 10_000;
+      while ((await alive(pid)) && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
+      expect(await alive(pid)).toBe(false);
+      expect((await admin.listDeployments({ name: "tiny-late" })).map((x) => x.status)).toEqual(["stopped"]);
+    },
+    200_000,
+  );
 });
