@@ -13,8 +13,6 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { loadTokenizer, SequencePacker } from "../../packages/data/dist/tokenize/index.js";
-import * as cl100k from "gpt-tokenizer/encoding/cl100k_base";
-import * as o200k from "gpt-tokenizer/encoding/o200k_base";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const root = join(here, "../..");
@@ -27,8 +25,8 @@ const { values: args } = parseArgs({
     json: { type: "string" },
     "skip-python": { type: "boolean", default: false },
     reps: { type: "string", default: "3" },
-    // gpt-tokenizer (our tiktoken fast path) caches merges across documents. "cold" clears it before every
-    // pass, as a single pass over a corpus of this size sees it; "warm" keeps it, as a long corpus does.
+    // Our tiktoken encoder caches the merges of pieces that are not one token. "cold" loads a fresh tokenizer
+    // (empty cache) for every pass, as a single pass over a corpus sees it; "warm" encodes the corpus once first.
     cache: { type: "string", default: "cold" },
   },
 });
@@ -47,34 +45,46 @@ const REPS = Number(args.reps);
 /** Fastest of REPS passes (the peer does the same), so a busy machine's stalls count less. */
 async function ours(spec, threads) {
   let best;
+  let bestCpu = Infinity;
   for (let r = 0; r < REPS; r++) {
     const m = await oursOnce(spec, threads);
     if (!best || m.seconds < best.seconds) best = m;
+    bestCpu = Math.min(bestCpu, m.cpu_seconds);
   }
-  return best;
+  return { ...best, cpu_seconds: bestCpu, MB_per_cpu_s: bytes / 1e6 / bestCpu };
 }
 
 async function oursOnce(spec, threads) {
   if (threads === 1) {
     const tok = await loadTokenizer(spec);
-    if (args.cache === "cold") [cl100k, o200k].forEach((m) => m.clearMergeCache());
     tok.encode("warm up 123 !!");
+    if (args.cache === "warm") for (const t of texts) tok.encode(t);
     let tokens = 0;
+    const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     for (const t of texts) tokens += tok.encode(t).length;
     const seconds = (performance.now() - t0) / 1000;
-    return { tokens, seconds, MB_per_s: bytes / 1e6 / seconds };
+    const cpu = cpuSeconds(cpu0);
+    return { tokens, seconds, MB_per_s: bytes / 1e6 / seconds, cpu_seconds: cpu, MB_per_cpu_s: bytes / 1e6 / cpu };
   }
   const shares = Array.from({ length: threads }, (_, w) => texts.filter((_, i) => i % threads === w));
   // Fresh workers: their caches start cold; with --cache warm each worker first encodes its share once.
   const workers = shares.map((s) => new Worker(join(here, "encode-worker.mjs"), { workerData: { spec, texts: s, warm: args.cache === "warm" } }));
   await Promise.all(workers.map((w) => new Promise((r) => w.once("message", r))));
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const results = await Promise.all(workers.map((w) => new Promise((r) => { w.once("message", r); w.postMessage("go"); })));
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(cpu0);
   await Promise.all(workers.map((w) => w.terminate()));
   const tokens = results.reduce((a, r) => a + r.tokens, 0);
-  return { tokens, seconds, MB_per_s: bytes / 1e6 / seconds };
+  return { tokens, seconds, MB_per_s: bytes / 1e6 / seconds, cpu_seconds: cpu, MB_per_cpu_s: bytes / 1e6 / cpu };
+}
+
+/** Process CPU seconds (every thread) since `start`: per-core throughput that a busy machine distorts less. */
+function cpuSeconds(start) {
+  const c = process.cpuUsage(start);
+  return (c.user + c.system) / 1e6;
 }
 
 function peer(threads) {
@@ -94,16 +104,26 @@ function peer(threads) {
 const report = { cache: args.cache, corpus, docs: texts.length, bytes, tokenize: [], packing: {} };
 const f = (x) => (x === undefined ? "–" : x.toFixed(2));
 console.log("\ntokenization (MB/s of UTF-8 text; encode calls only)");
-console.log("tokenizer      threads   ours MB/s   peer MB/s   ratio   tokens equal   peer");
+console.log("wall: MB/s by the clock; cpu: MB per CPU-second of the process (per core; a busy machine distorts it less)");
+console.log("tokenizer      threads   ours MB/s   peer MB/s   ratio   ours cpu   peer cpu   cpu ratio   tokens equal   peer");
 for (const threads of [1, 2]) {
   const p = peer(threads);
   for (const [name, spec] of Object.entries(SPECS)) {
     const o = await ours(spec, threads);
     const pr = p?.runs[PEER[name]];
-    const row = { tokenizer: name, threads, ours: o, peer: pr ? { impl: PEER[name], ...pr } : null, ratio: pr ? o.MB_per_s / pr.MB_per_s : null, tokens_equal: pr ? pr.tokens === o.tokens : null };
+    const row = {
+      tokenizer: name,
+      threads,
+      ours: o,
+      peer: pr ? { impl: PEER[name], ...pr } : null,
+      ratio: pr ? o.MB_per_s / pr.MB_per_s : null,
+      cpu_ratio: pr ? o.MB_per_cpu_s / pr.MB_per_cpu_s : null,
+      tokens_equal: pr ? pr.tokens === o.tokens : null,
+    };
     report.tokenize.push(row);
     console.log(
-      `${name.padEnd(14)} ${String(threads).padStart(7)} ${f(o.MB_per_s).padStart(11)} ${f(pr?.MB_per_s).padStart(11)} ${(row.ratio ? row.ratio.toFixed(2) + "x" : "–").padStart(7)} ${String(row.tokens_equal ?? "–").padStart(14)}   ${PEER[name].startsWith("hf") ? `HF tokenizers ${p?.tokenizers ?? ""} encode_batch` : `Python tiktoken ${p?.tiktoken ?? ""}`}`,
+      `${name.padEnd(14)} ${String(threads).padStart(7)} ${f(o.MB_per_s).padStart(11)} ${f(pr?.MB_per_s).padStart(11)} ${(row.ratio ? row.ratio.toFixed(2) + "x" : "–").padStart(7)} ` +
+        `${f(o.MB_per_cpu_s).padStart(10)} ${f(pr?.MB_per_cpu_s).padStart(10)} ${(row.cpu_ratio ? row.cpu_ratio.toFixed(2) + "x" : "–").padStart(11)} ${String(row.tokens_equal ?? "–").padStart(14)}   ${PEER[name].startsWith("hf") ? `HF tokenizers ${p?.tokenizers ?? ""} encode_batch` : `Python tiktoken ${p?.tiktoken ?? ""}`}`,
     );
   }
 }

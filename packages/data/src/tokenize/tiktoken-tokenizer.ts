@@ -1,5 +1,6 @@
 import { get_encoding, type Tiktoken } from "tiktoken";
 import type { EncodeOptions, TextTokenizer } from "./text-tokenizer.js";
+import { TiktokenBpe } from "./tiktoken-bpe.js";
 
 /** The tiktoken encodings shipped with the npm packages. */
 export const TIKTOKEN_ENCODINGS = ["cl100k_base", "o200k_base"] as const;
@@ -11,23 +12,21 @@ const RANK_FILE_SHA256: Record<TiktokenEncodingName, string> = {
   o200k_base: "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
 };
 
-interface GptTokenizerModule {
-  encode(text: string, options?: { allowedSpecial?: "all" | Set<string>; disallowedSpecial?: "all" | Set<string> }): number[];
-  decode(ids: Iterable<number>): string;
-  vocabularySize: number;
-}
-
 /** The characters whose `\s` membership differs between JavaScript and Rust regexes. */
 export const JS_RUST_SPACE_DIFF = /[\u0085\ufeff]/;
 
-const NO_SPECIAL = { disallowedSpecial: new Set<string>() };
+/** Special tokens of each encoding (tiktoken's), for `vocabSize`. */
+const SPECIAL_IDS: Record<TiktokenEncodingName, number[]> = {
+  cl100k_base: [100257, 100258, 100259, 100260, 100276],
+  o200k_base: [199999, 200018],
+};
 
 /**
- * A tiktoken encoding. Ids equal OpenAI `tiktoken`'s: text is encoded by `gpt-tokenizer` (the fastest JS
- * implementation measured), except text containing U+FEFF or U+0085, on which gpt-tokenizer differs from
- * tiktoken: it loses the BOM bytes of tokens that start with EF BB BF, and JavaScript's `\s` matches U+FEFF
- * but not U+0085 (Rust's is the reverse), so `" \u0085x"` splits differently. That text goes to the
- * `tiktoken` WASM build, which runs OpenAI's own Rust code and agrees everywhere.
+ * A tiktoken encoding. Ids equal OpenAI `tiktoken`'s: text is encoded by {@link TiktokenBpe} (tiktoken's
+ * ranks and merge algorithm over typed arrays; faster than gpt-tokenizer, ai-tokenizer, js-tiktoken and the
+ * `tiktoken` WASM build on the fixture corpus, bench/pack), except text containing U+FEFF or U+0085: JavaScript's
+ * `\s` matches U+FEFF but not U+0085 (Rust's is the reverse), so `" \u0085x"` splits differently. That text,
+ * and special-token parsing, go to the `tiktoken` WASM build, which runs OpenAI's own Rust code.
  */
 export class TiktokenTokenizer implements TextTokenizer {
   readonly kind = "tiktoken" as const;
@@ -45,21 +44,19 @@ export class TiktokenTokenizer implements TextTokenizer {
 
   private constructor(
     readonly spec: TiktokenEncodingName,
-    private readonly fast: GptTokenizerModule,
+    private readonly fast: TiktokenBpe,
   ) {
     this.hash = `sha256:${RANK_FILE_SHA256[spec]}`;
     this.eosId = spec === "cl100k_base" ? 100257 : 199999;
     this.padId = this.eosId;
-    this.vocabSize = fast.vocabularySize;
+    // tiktoken's n_vocab: the largest id, special tokens included, plus one (what an embedding table needs).
+    this.vocabSize = Math.max(fast.size, ...SPECIAL_IDS[spec].map((id) => id + 1));
     this.templateVariables = { eos_token: this.eosToken, pad_token: this.eosToken };
   }
 
-  /** Loads an encoding by name. */
-  static async load(name: TiktokenEncodingName): Promise<TiktokenTokenizer> {
-    const fast = (name === "cl100k_base"
-      ? await import("gpt-tokenizer/encoding/cl100k_base")
-      : await import("gpt-tokenizer/encoding/o200k_base")) as unknown as GptTokenizerModule;
-    return new TiktokenTokenizer(name, fast);
+  /** Loads an encoding by name (each instance has its own merge cache). */
+  static load(name: TiktokenEncodingName): Promise<TiktokenTokenizer> {
+    return Promise.resolve(new TiktokenTokenizer(name, TiktokenBpe.load(name)));
   }
 
   private wasm(): Tiktoken {
@@ -68,11 +65,10 @@ export class TiktokenTokenizer implements TextTokenizer {
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
-    // gpt-tokenizer's allowedSpecial did not split special-token text in our tests; special text is rare
-    // (rendered chat templates), so it goes to the WASM build too.
+    // Special-token text is rare (rendered chat templates): the WASM build parses it as tiktoken does.
     if (options.parseSpecial) return Array.from(this.wasm().encode(text, "all"));
     if (JS_RUST_SPACE_DIFF.test(text)) return Array.from(this.wasm().encode_ordinary(text));
-    return this.fast.encode(text, NO_SPECIAL);
+    return this.fast.encodeOrdinary(text);
   }
 
   decode(ids: ArrayLike<number>): string {
