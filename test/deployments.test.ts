@@ -95,11 +95,11 @@ function cli(...args: string[]): Promise<CliResult> {
   return captureCli(() => nexa(["node", "nexa", ...args, "--url", server.url, "--api-key", server.adminKey!]));
 }
 
-async function chat(url: string): Promise<{ status: number; role: string | undefined }> {
+async function chat(url: string, model = "tiny"): Promise<{ status: number; role: string | undefined }> {
   const res = await fetch(`${url}/v1/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "hello there" }], max_tokens: 3, temperature: 0 }),
+    body: JSON.stringify({ model, messages: [{ role: "user", content: "hello there" }], max_tokens: 3, temperature: 0 }),
   });
   const body = (await res.json()) as { choices?: Array<{ message: { role: string } }> };
   return { status: res.status, role: body.choices?.[0]?.message.role };
@@ -196,5 +196,31 @@ describe(`deployments end to end (${REAL_PYTHON ? "recipes/torch/serve.py" : "st
       expect((await admin.listDeployments({ name: "tiny-late" })).map((x) => x.status)).toEqual(["stopped"]);
     },
     200_000,
+  );
+
+  test(
+    "a worker the sweeper marks offline (silent too long): the deployment is served again and one server process is left",
+    async () => {
+      const job = await admin.submitJob({ type: "deploy", spec: { model: modelRef, name: "tiny-sweep", backend: "torch", health_timeout_s: 120 } });
+      const id = deploymentIdOf(job.id, {});
+      const first = await until(id, (d) => d.status === "healthy", "healthy");
+      const instances = () => supervisors.flatMap((sup) => sup.list()).filter((x) => x.deploymentId === id && x.state !== "stopped");
+      const oldPid = instances()[0]!.pid!;
+      // What the sweeper does to a worker not seen for a while; the agent notices on its next claim and registers again.
+      await server.ctx.db.updateTable("workers").set({ last_seen_at: 0 }).where("id", "=", first.worker_id!).execute();
+      await server.ctx.queue.markStaleWorkers(60_000);
+      const moved = await until(id, (d) => d.status === "healthy" && d.job_id !== job.id, "healthy again");
+      expect(moved.restarts).toBe(1);
+      expect(moved.worker_id).not.toBe(first.worker_id);
+      expect(await chat(moved.url!, "tiny-sweep")).toEqual({ status: 200, role: "assistant" });
+      // The old instance is stopped: superseded on the same machine, or told so by the heartbeat.
+      const deadline = Date.now() + 30_000;
+      while ((instances().length !== 1 || (await alive(oldPid))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(instances().map((x) => x.url)).toEqual([moved.url]);
+      expect(await alive(oldPid)).toBe(false);
+      await admin.stopDeployment(id);
+      await until(id, (d) => d.status === "stopped", "stopped", 30_000);
+    },
+    300_000,
   );
 });
