@@ -237,7 +237,9 @@ describe("generate handler", () => {
       if (first.includes("topic0")) return "not json, ever";
       if (first.includes("topic1") && t === 1) return '{"text": 5}';
       // topic2 and topic3 produce the same long text: near-duplicates.
-      const body = first.includes("topic2") || first.includes("topic3") ? "the same long generated paragraph about many things in the world today" : `unique text number ${first}`;
+      // Distinct in letters: MinHash's text normalisation maps digits to 0, so "topic1" and "topic4" would match.
+      const distinct = first.replace(/\d/g, (d) => "abcdefghij"[Number(d)]!);
+      const body = first.includes("topic2") || first.includes("topic3") ? "the same long generated paragraph about many things in the world today" : `unique text number ${distinct}`;
       return JSON.stringify({ text: body });
     });
     const spec = {
@@ -255,6 +257,43 @@ describe("generate handler", () => {
     const report = JSON.parse(await readFile(join(h.dirs.outputsDir, "report.json"), "utf8")) as Record<string, number>;
     expect(report).toMatchObject({ requested: 5, invalid: 1, duplicates_removed: 1, written: 3 });
     expect(tries.get("Write about topic1")).toBe(2);
+  });
+
+  it("removes near-duplicates with MinHash LSH: one changed word goes, the threshold and short outputs are honoured", async () => {
+    // Letters only: the MinHash text normalisation (datatrove's simplify_text) maps every digit to 0.
+    const word = (prefix: string, i: number) => prefix + String(i).replace(/\d/g, (d) => "abcdefghij"[Number(d)]!);
+    const words = Array.from({ length: 120 }, (_, i) => word("w", i));
+    const long = words.join(" ");
+    const changed = [...words.slice(0, 60), "CHANGED", ...words.slice(61)].join(" ");
+    const other = Array.from({ length: 120 }, (_, i) => word("o", i)).join(" ");
+    const replies: Record<string, string> = { a: long, b: changed, c: other, d: "short reply", e: "short   reply" };
+    server.setReply((c) => (c.kind === "chat" ? replies[c.lastUser.slice(-1)]! : ""));
+    const run = async (dedup: Record<string, unknown>) => {
+      const h = await harness("generate", { endpoint: { base_url: server.url, model: "gen" }, template: "Write {{ k }}", variables: { k: Object.keys(replies) }, dedup }, {});
+      await generateHandler(h.ctx);
+      const rows = await readLines(join(h.dirs.outputsDir, "dataset.jsonl"));
+      const report = JSON.parse(await readFile(join(h.dirs.outputsDir, "report.json"), "utf8")) as Record<string, unknown>;
+      return { prompts: rows.map((r) => r.prompt), report };
+    };
+    const loose = await run({ threshold: 0.8 });
+    // a and b (Jaccard of 5-gram shingles ≈ 0.92) are one cluster; the short replies are equal once spaces are normalised.
+    expect(loose.prompts).toHaveLength(3);
+    expect(loose.prompts).toContain("Write c");
+    expect(loose.prompts.filter((p) => p === "Write a" || p === "Write b")).toHaveLength(1);
+    expect(loose.prompts.filter((p) => p === "Write d" || p === "Write e")).toHaveLength(1);
+    expect(loose.report).toMatchObject({ duplicates_removed: 2, written: 3, dedup: { method: "minhash_lsh", threshold: 0.8, num_buckets: 14, hashes_per_bucket: 8, n_grams: 5, below_threshold: 0 } });
+    // A threshold above their estimated similarity keeps both: the collision is counted, not removed.
+    const strict = await run({ threshold: 0.99 });
+    expect(strict.prompts).toEqual(["Write a", "Write b", "Write c", "Write d"]);
+    expect(strict.report).toMatchObject({ duplicates_removed: 1, dedup: { below_threshold: 1 } });
+  });
+
+  it("rejects bad dedup parameters naming the field", async () => {
+    const h = await harness("generate", { endpoint: { base_url: server.url, model: "gen" }, template: "x", dedup: { num_buckets: 0, threshold: 2 } }, {});
+    const err = await generateHandler(h.ctx).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(JobFailure);
+    expect((err as JobFailure).message).toMatch(/dedup\.num_buckets/);
+    expect((err as JobFailure).message).toMatch(/dedup\.threshold/);
   });
 
   it("rides out a 429 storm while staying inside its requests-per-minute limit", async () => {

@@ -55,6 +55,26 @@ export const JudgeConfig = z.strictObject({
 });
 export type JudgeConfig = z.infer<typeof JudgeConfig>;
 
+/**
+ * Near-duplicate removal in `generate`: MinHash signatures of word n-gram shingles (the data engine's,
+ * datatrove's definition), LSH over `num_buckets` bands of `hashes_per_bucket` rows; two outputs that share
+ * a band are duplicates when the share of equal signature values (estimated Jaccard) reaches `threshold`.
+ * The cluster's representative is kept. Outputs shorter than `n_grams` words are removed only when equal.
+ */
+export const GenerateDedup = z.strictObject({
+  /** Estimated Jaccard similarity a band collision must reach (0: every collision, as datatrove). @default 0.8 */
+  threshold: z.number().min(0).max(1).default(0.8),
+  /** Words per shingle. @default 5 */
+  n_grams: z.number().int().min(1).max(32).default(5),
+  /** LSH bands. @default 14 */
+  num_buckets: z.number().int().min(1).max(64).default(14),
+  /** Signature values per band. @default 8 */
+  hashes_per_bucket: z.number().int().min(1).max(64).default(8),
+  /** Seed of the hash permutations. @default 1 */
+  seed: z.number().int().min(0).default(1),
+});
+export type GenerateDedup = z.infer<typeof GenerateDedup>;
+
 /** The `generate` job: synthetic data from templates and seed variables. */
 export const GenerateSpec = z.strictObject({
   endpoint: Endpoint,
@@ -69,8 +89,8 @@ export const GenerateSpec = z.strictObject({
   sampling: Sampling.optional(),
   /** JSON schema the reply must satisfy; invalid replies are repaired or retried. */
   output_schema: z.record(z.string(), z.unknown()).optional(),
-  /** Near-duplicate removal: drop an output whose word 5-gram Jaccard with a kept one reaches `threshold`. */
-  dedup: z.strictObject({ threshold: z.number().min(0).max(1).default(0.8) }).optional(),
+  /** Near-duplicate removal of the outputs with the data engine's MinHash LSH (datatrove's defaults). */
+  dedup: GenerateDedup.optional(),
   /** Repair turns for replies that fail `output_schema`. @default 2 */
   max_repairs: z.number().int().min(0).max(10).default(2),
 });

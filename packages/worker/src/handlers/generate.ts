@@ -2,7 +2,6 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GenerateSpec } from "@nexa/core";
 import {
-  NearDuplicateIndex,
   ProgressStore,
   StructuredOutputError,
   buildChatMessages,
@@ -17,6 +16,7 @@ import {
 } from "@nexa/llm";
 import type { Handler } from "../handler.js";
 import { llmEnvironment, parseSpec, stoppedFailure, toJobFailure } from "./evaluate.js";
+import { findNearDuplicates } from "./near-duplicates.js";
 
 /** One generated sample as checkpointed (before dedup). */
 interface GeneratedItem {
@@ -34,7 +34,7 @@ interface GeneratedItem {
  * The `generate` job: fills the prompt template with variables from a seed dataset and/or the
  * cartesian product of the listed values, asks the endpoint for `samples_per_prompt` replies each,
  * validates them against `output_schema` (repairing or retrying invalid ones), removes
- * near-duplicates (word 5-gram Jaccard ≥ `dedup.threshold`), and writes `dataset.jsonl` and
+ * near-duplicates (the data engine's MinHash LSH, `dedup`), and writes `dataset.jsonl` and
  * `report.json`. Every finished sample is checkpointed, so an attempt after preemption continues
  * where the last stopped and pays for no completion twice.
  *
@@ -110,19 +110,13 @@ export const generateHandler: Handler = async (ctx) => {
   }
 
   const all = items.map((it) => store.get(it.key)!);
-  const dedup = spec.dedup ? new NearDuplicateIndex(spec.dedup.threshold) : undefined;
+  const valid = all.filter((g) => g.invalid === undefined);
+  const invalid = all.length - valid.length;
+  const near = spec.dedup ? await findNearDuplicates(valid.map((g) => g.text), spec.dedup) : undefined;
+  const duplicates = near?.removedBy.size ?? 0;
   const rows: Record<string, unknown>[] = [];
-  let invalid = 0;
-  let duplicates = 0;
-  for (const g of all) {
-    if (g.invalid !== undefined) {
-      invalid++;
-      continue;
-    }
-    if (dedup && !dedup.add(g.text)) {
-      duplicates++;
-      continue;
-    }
+  for (const [i, g] of valid.entries()) {
+    if (near?.removedBy.has(i)) continue;
     rows.push({
       id: `${ctx.job.id}-${g.prompt_index}-${g.sample}`,
       text: g.text,
@@ -135,7 +129,15 @@ export const generateHandler: Handler = async (ctx) => {
   }
   await mkdir(ctx.outputsDir, { recursive: true });
   await writeFile(join(ctx.outputsDir, "dataset.jsonl"), toJsonl(rows));
-  const report = { prompts: prompts.length, requested: items.length, invalid, duplicates_removed: duplicates, written: rows.length, restored: store.restored };
+  const report = {
+    prompts: prompts.length,
+    requested: items.length,
+    invalid,
+    duplicates_removed: duplicates,
+    ...(near ? { dedup: { method: "minhash_lsh", ...spec.dedup, below_threshold: near.rejected } } : {}),
+    written: rows.length,
+    restored: store.restored,
+  };
   await writeFile(join(ctx.outputsDir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
   ctx.setOutputKind("dataset.jsonl", "dataset");
   ctx.setOutputKind("report.json", "report");
