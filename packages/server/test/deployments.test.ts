@@ -185,6 +185,14 @@ describe.each(BACKENDS)("deployments on $name", (backend) => {
     expect(await admin.withKey(key).workerHeartbeat(ow.id, { deployments: [{ id, state: "failed", restarts: 0 }] })).toEqual({ stop: [] });
     expect((await settled(id)).status).toBe("healthy");
     expect((await http(server.url, "POST", `/v1/workers/${w.id}/heartbeat`, { key, body: { deployments: [] } })).status).toBe(404);
+    // A worker serving an id no deployment of its org has (a made-up deployment_id) is told to stop it.
+    expect(await admin.workerHeartbeat(w.id, { deployments: [{ id: "dep_madeup", state: "healthy", restarts: 0 }, { id, state: "healthy", restarts: 0 }] })).toEqual({ stop: ["dep_madeup"] });
+    // …but not a first job's deployment whose row is still being written.
+    const fresh = await admin.submitJob({ type: "deploy", spec: { model: MODEL, name: "echo-2" }, requirements: { labels: { pool: "nowhere" } } });
+    await server.ctx.db.deleteFrom("deployments").where("job_id", "=", fresh.id).execute();
+    expect(await admin.workerHeartbeat(w.id, { deployments: [{ id: deploymentIdOf(fresh.id, {}), state: "starting", restarts: 0 }] })).toEqual({ stop: [] });
+    await admin.cancelJob(fresh.id);
+    expect((await settled(deploymentIdOf(fresh.id, {}))).status).toBe("stopped"); // recorded from the job's outcome after all
 
     const adminKey = server.adminKey!;
     const bad = await http(server.url, "POST", `/v1/workers/${w.id}/heartbeat`, { key: adminKey, body: { deployments: [{ id, state: "exploded" }] } });

@@ -165,6 +165,16 @@ export class DeploymentRegistry {
     const byId = new Map(reported.map((r) => [r.id, r]));
     const rows = await this.db.selectFrom("deployments").selectAll().where("org_id", "=", orgId).where("id", "in", [...byId.keys()]).execute();
     const stop: string[] = [];
+    // An id this org has no deployment of (a deploy spec naming a made-up or another org's
+    // deployment_id) is stopped — unless it is a first job's id whose row is still being written.
+    const known = new Set(rows.map((r) => r.id));
+    const unknown = [...byId.values()].filter((r) => !known.has(r.id) && r.state !== "stopped" && r.state !== "failed").map((r) => r.id);
+    if (unknown.length > 0) {
+      const jobIds = unknown.map((id) => `job_${id.slice(4)}`);
+      const jobs = await this.db.selectFrom("jobs").select(["id"]).where("org_id", "=", orgId).where("type", "=", "deploy").where("id", "in", jobIds).execute();
+      const pending = new Set(jobs.map((j) => `dep_${j.id.slice(4)}`));
+      for (const id of unknown) if (!pending.has(id)) stop.push(id);
+    }
     for (const row of rows) {
       const r = byId.get(row.id)!;
       const gone = r.state === "stopped" || r.state === "failed";
