@@ -402,7 +402,7 @@ function gpuChecks(spec: TrainSpec, sub: JobSubmission, fleet: FleetWorker[], da
   if (r.time && tokens !== null && memory) {
     const gpu = smallestFitting(memory.total_bytes, fitWorkers.map(usable), n) ?? "GPU";
     const price = `$${gpuHourPrice(prices, gpu)}/GPU-hour × ${n}`;
-    checks.push(...limitChecks(r.time.seconds, r.time.costUsd, tokens, `${count(r.time.tokensPerS)} tokens/s on ${n} × ${gpu} (35% of its peak bf16 FLOP/s, 6 FLOPs per parameter per token)`, price, sub.limits));
+    checks.push(...limitChecks(r.time.seconds, r.time.costUsd, tokens, `${count(r.time.tokensPerS)} tokens/s on ${n} × ${gpu} (35% of its peak bf16 FLOP/s, ${spec.model.lora ? 4 : 6} FLOPs per parameter per token)`, price, sub.limits));
     return { checks, estimate: { memory, tokens, tokens_per_s: r.time.tokensPerS, time_s: r.time.seconds, cost_usd: r.time.costUsd, device: gpu } };
   }
   if (gpuCheck.status !== "fail" && memory) {

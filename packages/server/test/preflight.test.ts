@@ -109,6 +109,23 @@ describe.each(BACKENDS)("preflight on $name", (backend) => {
     expect(Array.isArray((err as ForgeError).details)).toBe(true);
   });
 
+  test.skipIf(skip)("the spec's LoRA and gradient checkpointing reach the estimate: a 7B fits the 24 GB GPU only with both", async () => {
+    const LLAMA2_7B = { model_type: "llama", vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32 };
+    const sub = (lora: boolean, gc: boolean) =>
+      train(LLAMA2_7B, {
+        requirements: { gpus: 1 },
+        spec: { model: { config: LLAMA2_7B, precision: "bf16", ...(lora ? { lora: { r: 8, alpha: 16 } } : {}) }, pack: { tokenizer: "cl100k_base", seq_len: 2048 }, hyperparameters: { max_steps: 10, gradient_checkpointing: gc } },
+      });
+    const full = await t.client.preflight(sub(false, true));
+    expect(byName(full, "gpu_memory")!.status).toBe("fail");
+    const loraOnly = await t.client.preflight(sub(true, false));
+    expect(byName(loraOnly, "gpu_memory")!.status).toBe("fail");
+    const both = await t.client.preflight(sub(true, true));
+    expect(byName(both, "gpu_memory")!.status, byName(both, "gpu_memory")!.message).toBe("pass");
+    expect(both.estimate.memory!.trainable_parameters).toBe(19_988_480);
+    expect(byName(both, "duration")!.message).toContain("4 FLOPs per parameter per token");
+  });
+
   test.skipIf(skip)("the skip flag submits anyway: preflight: false in the body, or X-Nexa-Skip-Preflight: 1", async () => {
     const sub = train(LLAMA_70B, { requirements: { gpus: 1 } });
     const a = await http(url, "POST", "/v1/jobs", { key, body: { ...sub, preflight: false } });
