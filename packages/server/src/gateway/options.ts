@@ -9,7 +9,7 @@ export interface GatewayOptions {
   timeoutS?: number;
   /** Longest silence between two body chunks of an upstream answer, seconds (env `NEXA_GATEWAY_IDLE_TIMEOUT_S`). @default 120 */
   idleTimeoutS?: number;
-  /** How often buffered request records and usage are written, ms. @default 1000 */
+  /** How often buffered request records and usage are written, ms (small batches keep each synchronous SQLite write short). @default 200 */
   flushIntervalMs?: number;
   /** How long a resolved route or deployment is reused before it is read again, ms. @default 2000 */
   resolveCacheMs?: number;
@@ -44,7 +44,7 @@ export function resolveGatewayOptions(o: GatewayOptions = {}, env: NodeJS.Proces
     connectTimeoutMs: (o.connectTimeoutS ?? e.NEXA_GATEWAY_CONNECT_TIMEOUT_S ?? 5) * 1000,
     timeoutMs: (o.timeoutS ?? e.NEXA_GATEWAY_TIMEOUT_S ?? 300) * 1000,
     idleTimeoutMs: (o.idleTimeoutS ?? e.NEXA_GATEWAY_IDLE_TIMEOUT_S ?? 120) * 1000,
-    flushIntervalMs: o.flushIntervalMs ?? 1000,
+    flushIntervalMs: o.flushIntervalMs ?? 200,
     resolveCacheMs: o.resolveCacheMs ?? 2000,
     connectionsPerUpstream: o.connectionsPerUpstream ?? 256,
   };
