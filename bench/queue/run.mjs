@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Queue benchmark of Nexa Forge against graphile-worker and pg-boss, measured in the same run.
 //
-//   npx tsc -b packages/server && node bench/queue/run.mjs [--n=20000] [--backends=sqlite,postgres] [--peers=/tmp/nexa-peers] [--samples=200]
+//   npx tsc -b packages/server && node bench/queue/run.mjs [--n=20000] [--backends=sqlite,postgres] [--peers=/tmp/nexa-peers|0] [--samples=200]
+//     [--only=e2e,process,store,latency] [--cpu-prof=DIR]
 //
 // Measures, per backend:
 //   e2e      jobs/s through the HTTP API: 2 producers submit batches (POST /v1/jobs/batch) while
@@ -14,7 +15,7 @@
 // Peers (PostgreSQL database qbench): graphile-worker 0.17 default and lq500, pg-boss 10 workers-bs,
 // each one measurement of the harness in ../../../shared/bench/peers.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, readFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir, loadavg, cpus } from "node:os";
 import { join } from "node:path";
@@ -30,6 +31,8 @@ const PEERS = args.peers ?? "/tmp/nexa-peers";
 const SAMPLES = Number(args.samples ?? 200);
 const PG_ADMIN = process.env.NEXA_BENCH_PG ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const WORKERS = 8;
+// --cpu-prof=DIR: the control-plane child writes a V8 CPU profile there (open in Chrome DevTools).
+const CHILD_FLAGS = args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : [];
 
 const dist = join(here, "../../packages/server/dist/index.js");
 if (!existsSync(dist)) throw new Error("build first: npx tsc -b packages/server");
@@ -64,6 +67,26 @@ function client(base, key) {
     });
 }
 
+// CPU time (ms) of the PostgreSQL backends serving a database: its share of the work per job,
+// which wall-clock figures on a shared 2-core box hide. Read from /proc (same machine).
+async function pgCpuMs(databaseUrl) {
+  const name = new URL(databaseUrl).pathname.slice(1);
+  const c = new pg.Client({ connectionString: PG_ADMIN });
+  await c.connect();
+  const { rows } = await c.query("select pid from pg_stat_activity where datname = $1", [name]);
+  await c.end();
+  let ticks = 0;
+  for (const { pid } of rows) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks * 10;
+}
+
 async function freshStore(backend) {
   const home = mkdtempSync(join(tmpdir(), "nexa-bench-"));
   if (backend === "sqlite") return { home, databaseUrl: `sqlite:${join(home, "forge.db")}`, drop: async () => rmSync(home, { recursive: true, force: true }) };
@@ -88,13 +111,22 @@ async function freshStore(backend) {
 }
 
 async function startChild(store) {
-  const child = spawn(process.execPath, [join(here, "server-child.mjs"), JSON.stringify({ home: store.home, databaseUrl: store.databaseUrl, port: 0, rateLimitRps: 0 })], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...CHILD_FLAGS, join(here, "server-child.mjs"), JSON.stringify({ home: store.home, databaseUrl: store.databaseUrl, port: 0, rateLimitRps: 0 })], { stdio: ["ignore", "pipe", "inherit"] });
+  const lines = createInterface({ input: child.stdout });
   const line = await new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).once("line", resolve);
+    lines.once("line", resolve);
     child.once("exit", (c) => reject(new Error(`server exited ${c}`)));
   });
   const info = JSON.parse(line);
-  return { ...info, stop: () => new Promise((r) => { child.once("exit", r); child.kill("SIGTERM"); }) };
+  // stop() answers the child's CPU time (ms), which it prints on SIGTERM.
+  const stop = () =>
+    new Promise((resolve) => {
+      let cpu;
+      lines.once("line", (l) => (cpu = JSON.parse(l).cpu_ms));
+      child.once("exit", () => resolve(cpu));
+      child.kill("SIGTERM");
+    });
+  return { ...info, stop };
 }
 
 const noop = (i) => ({ type: "command", spec: { argv: ["true", String(i)] } });
@@ -118,6 +150,7 @@ async function e2e(backend, prefill) {
   const store = await freshStore(backend);
   const srv = await startChild(store);
   const call = client(srv.url, srv.adminKey);
+  let stopped = false;
   try {
     const submit = async (from, to) => {
       for (let i = from; i < to; i += 500) await call("POST", "/v1/jobs/batch", { jobs: Array.from({ length: Math.min(500, to - i) }, (_, k) => noop(i + k)) });
@@ -133,9 +166,12 @@ async function e2e(backend, prefill) {
     await Promise.all(w.loops);
     const check = await call("GET", "/v1/jobs?status=succeeded&limit=1");
     if (!check.json.items.length) throw new Error("nothing succeeded?");
-    return { jobs: w.done(), ms: round(ms), jobs_per_s: round((N / ms) * 1000) };
+    const dbCpu = backend === "postgres" ? await pgCpuMs(store.databaseUrl) : undefined;
+    const serverCpu = await srv.stop();
+    stopped = true;
+    return { jobs: w.done(), ms: round(ms), jobs_per_s: round((N / ms) * 1000), server_cpu_us_per_job: round((serverCpu * 1000) / N), ...(dbCpu !== undefined ? { pg_cpu_us_per_job: round((dbCpu * 1000) / N) } : {}) };
   } finally {
-    await srv.stop();
+    if (!stopped) await srv.stop();
     await store.drop();
   }
 }
@@ -198,6 +234,8 @@ async function storeLevel(backend) {
       workers.push(row);
     }
     let done = 0;
+    const cpu0 = process.cpuUsage();
+    const pg0 = backend === "postgres" ? await pgCpuMs(store.databaseUrl) : 0;
     const t0 = performance.now();
     await Promise.all(
       workers.map(async (w) => {
@@ -210,8 +248,10 @@ async function storeLevel(backend) {
       }),
     );
     const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const pgMs = backend === "postgres" ? (await pgCpuMs(store.databaseUrl)) - pg0 : undefined;
     await bus.stop();
-    return { jobs: done, ms: round(ms), jobs_per_s: round((done / ms) * 1000) };
+    return { jobs: done, ms: round(ms), jobs_per_s: round((done / ms) * 1000), cpu_us_per_job: round((cpu.user + cpu.system) / done), ...(pgMs !== undefined ? { pg_cpu_us_per_job: round((pgMs * 1000) / done) } : {}) };
   } finally {
     await b.close();
     await store.drop();

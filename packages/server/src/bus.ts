@@ -7,7 +7,12 @@ import { newId } from "./ids.js";
 export type BusEvent =
   | { kind: "jobs"; org: string; jobs: { type: JobType; requirements: Requirements }[] | "any" }
   | { kind: "job"; org: string; job: string; status: string; attempt: number }
+  /** Many jobs reaching one status at once (a claim, a batch finish): `[job id, attempt]` pairs. */
+  | { kind: "job-batch"; org: string; status: string; jobs: [string, number][] }
   | { kind: "logs"; org: string; job: string };
+
+/** Jobs per `job-batch` event: one such event stays well inside a NOTIFY payload. */
+const BATCH_JOBS = 100;
 
 interface Waiter {
   org: string;
@@ -48,6 +53,15 @@ export class Bus {
     this.waiters.clear();
   }
 
+  /**
+   * Publishes that jobs reached `status`: one event per {@link BATCH_JOBS} jobs instead of one per
+   * job, so a claim or a batch finish costs one small NOTIFY. Subscribers of each job still hear
+   * a plain `job` event.
+   */
+  publishJobs(org: string, status: string, jobs: [string, number][]): void {
+    for (let i = 0; i < jobs.length; i += BATCH_JOBS) this.publish({ kind: "job-batch", org, status, jobs: jobs.slice(i, i + BATCH_JOBS) });
+  }
+
   /** Publishes an event here at once and to other replicas soon after (coalesced per tick). */
   publish(ev: BusEvent): void {
     this.deliver(ev);
@@ -85,7 +99,12 @@ export class Bus {
 
   private deliver(ev: BusEvent): void {
     if (ev.kind === "jobs") this.wakeFor(ev.org, ev.jobs);
-    else this.emitter.emit(`${ev.kind}:${ev.job}`, ev);
+    else if (ev.kind === "job-batch") {
+      for (const [job, attempt] of ev.jobs) {
+        const name = `job:${job}`;
+        if (this.emitter.listenerCount(name) > 0) this.emitter.emit(name, { kind: "job", org: ev.org, job, status: ev.status, attempt });
+      }
+    } else this.emitter.emit(`${ev.kind}:${ev.job}`, ev);
   }
 
   /** Subscribes to one job's state changes or log appends; returns the unsubscribe function. */

@@ -24,7 +24,7 @@ import {
 import { sql, type Kysely, type Transaction } from "kysely";
 import type { Bus } from "./bus.js";
 import { newId } from "./ids.js";
-import { iso, jobFromRow, json } from "./rows.js";
+import { iso, jobFromRow, json, type ClaimedRow } from "./rows.js";
 import type { Backend, Database } from "./store/index.js";
 import type { JobsTable, WorkersTable } from "./store/schema.js";
 
@@ -37,7 +37,8 @@ export interface QueueTiming {
 /** Hooks other components attach to job transitions (the workflow engine, Prometheus). */
 export interface QueueObserver {
   onJobFinished?(job: Job, orgId: string): void;
-  onClaimed?(jobs: Job[], latencyMs: number[]): void;
+  /** Jobs were claimed; `latencyMs[i]` is how long `jobIds[i]` waited since it became runnable. */
+  onClaimed?(jobIds: string[], latencyMs: number[]): void;
   /** New jobs were inserted (not an idempotent repeat). */
   onSubmitted?(jobs: Job[], orgId: string): void;
   /** Workers deregistered, registered again under their name, or were marked offline. */
@@ -142,7 +143,7 @@ export class Queue {
       throw err;
     }
     this.bus.publish({ kind: "jobs", org: orgId, jobs: subs.length > 64 ? "any" : subs.map((s) => ({ type: s.type, requirements: s.requirements })) });
-    for (const r of rows) this.bus.publish({ kind: "job", org: orgId, job: r.id, status: "queued", attempt: 0 });
+    this.bus.publishJobs(orgId, "queued", rows.map((r) => [r.id, 0]));
     const jobs = rows.map((r) => jobFromRow(r));
     for (const o of this.observers) o.onSubmitted?.(jobs, orgId);
     return { jobs, created: true };
@@ -204,14 +205,19 @@ export class Queue {
    * worker can run. Woken by submissions (in-process or NOTIFY), never by polling.
    */
   async claim(orgId: string, worker: WorkersTable, maxJobs: number, waitMs: number, signal?: AbortSignal): Promise<Claim[]> {
+    return (await this.claimRows(orgId, worker, maxJobs, waitMs, signal)).map(toClaim);
+  }
+
+  /** {@link claim} answering job rows, for callers that serialise them straight to the wire (`claimsJson`). */
+  async claimRows(orgId: string, worker: WorkersTable, maxJobs: number, waitMs: number, signal?: AbortSignal): Promise<ClaimedRow[]> {
     const caps = json<Capabilities>(worker.capabilities, { cpus: 1, memory_gb: 0, gpus: [], labels: {} });
     const accepts = json<string[]>(worker.accepts, []);
     const deadline = Date.now() + waitMs;
     for (;;) {
       const waiter = this.bus.waiter(orgId, caps, accepts);
-      let claims: Claim[];
+      let claims: ClaimedRow[];
       try {
-        claims = await this.tryClaim(orgId, worker, caps, accepts, maxJobs);
+        claims = await this.tryClaimRows(orgId, worker, caps, accepts, maxJobs);
       } catch (err) {
         waiter.cancel();
         throw err;
@@ -241,6 +247,11 @@ export class Queue {
 
   /** One claim attempt: a single transaction (PostgreSQL: `FOR UPDATE SKIP LOCKED`). */
   async tryClaim(orgId: string, worker: WorkersTable, caps: Capabilities, accepts: string[], maxJobs: number): Promise<Claim[]> {
+    return (await this.tryClaimRows(orgId, worker, caps, accepts, maxJobs)).map(toClaim);
+  }
+
+  /** {@link tryClaim} answering job rows and leases. */
+  async tryClaimRows(orgId: string, worker: WorkersTable, caps: Capabilities, accepts: string[], maxJobs: number): Promise<ClaimedRow[]> {
     const now = Date.now();
     const org = await this.orgLimits(orgId);
     if (org.blocked) return [];
@@ -329,20 +340,21 @@ export class Queue {
       const byId = new Map(rows.map((r) => [r.id, r]));
       return attempts.map((a) => ({ attempt: a, row: byId.get(a.job_id)! }));
     });
-    const claims = result.map(({ attempt, row }) => ({
-      lease: { id: attempt.id, attempt: attempt.attempt, expires_at: iso(attempt.expires_at) },
-      job: jobFromRow(row),
-    }));
-    for (const c of claims) this.bus.publish({ kind: "job", org: orgId, job: c.job.id, status: "running", attempt: c.lease.attempt });
-    if (claims.length > 0) {
-      const latency = result.map(({ row }) => now - Math.max(row.created_at, row.run_after));
-      for (const o of this.observers) o.onClaimed?.(claims.map((c) => c.job), latency);
-    }
+    const claims = result.map(({ attempt, row }) => ({ row, lease: { id: attempt.id, attempt: attempt.attempt, expires_at: iso(attempt.expires_at) } }));
+    this.claimed(orgId, claims, now);
     return claims;
   }
 
+  /** What follows a claim: one bus event per batch, and the observers. */
+  private claimed(orgId: string, claims: ClaimedRow[], now: number): void {
+    if (claims.length === 0) return;
+    this.bus.publishJobs(orgId, "running", claims.map((c) => [c.row.id, c.lease.attempt]));
+    const latency = claims.map(({ row }) => now - Math.max(row.created_at, row.run_after));
+    for (const o of this.observers) o.onClaimed?.(claims.map((c) => c.row.id), latency);
+  }
+
   /** The set-based claim of {@link tryClaim} for workers without GPUs or labels. */
-  private async claimSimple(orgId: string, worker: WorkersTable, caps: Capabilities, accepts: string[], take: number, now: number): Promise<Claim[]> {
+  private async claimSimple(orgId: string, worker: WorkersTable, caps: Capabilities, accepts: string[], take: number, now: number): Promise<ClaimedRow[]> {
     const expires = now + this.timing.leaseTtlMs;
     const data = JSON.stringify({ worker_id: worker.id });
     const types = accepts.length > 0 ? sql`and type in (${sql.join(accepts)})` : sql``;
@@ -396,10 +408,9 @@ export class Queue {
     }
     if (rows.length === 0) return [];
     rows.sort((a, b) => b.priority - a.priority || a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
-    const claims = rows.map((row) => ({ lease: { id: row.lease_id!, attempt: row.attempt, expires_at: iso(expires) }, job: jobFromRow(row) }));
-    for (const c of claims) this.bus.publish({ kind: "job", org: orgId, job: c.job.id, status: "running", attempt: c.lease.attempt });
-    const latency = rows.map((row) => now - Math.max(row.created_at, row.run_after));
-    for (const o of this.observers) o.onClaimed?.(claims.map((c) => c.job), latency);
+    const expiresAt = iso(expires);
+    const claims = rows.map((row) => ({ row, lease: { id: row.lease_id!, attempt: row.attempt, expires_at: expiresAt } }));
+    this.claimed(orgId, claims, now);
     return claims;
   }
 
@@ -593,7 +604,7 @@ export class Queue {
       }
       return { results, done };
     });
-    for (const d of done) this.afterTransition(orgId, d.row, false);
+    this.afterTransitions(orgId, done.map((d) => d.row), false);
     return results;
   }
 
@@ -715,12 +726,26 @@ export class Queue {
   }
 
   private afterTransition(orgId: string, row: JobsTable, requeued: boolean): void {
-    this.bus.publish({ kind: "job", org: orgId, job: row.id, status: row.status, attempt: row.attempt });
-    if (requeued) this.bus.publish({ kind: "jobs", org: orgId, jobs: [{ type: row.type as Job["type"], requirements: json(row.requirements, {}) }] });
+    this.afterTransitions(orgId, [row], requeued);
+  }
+
+  /** Bus events and observers after jobs changed state (all requeued, or none): one event per batch. */
+  private afterTransitions(orgId: string, rows: JobsTable[], requeued: boolean): void {
+    if (rows.length === 0) return;
+    const byStatus = new Map<string, [string, number][]>();
+    for (const r of rows) {
+      const list = byStatus.get(r.status);
+      if (list) list.push([r.id, r.attempt]);
+      else byStatus.set(r.status, [[r.id, r.attempt]]);
+    }
+    for (const [status, jobs] of byStatus) this.bus.publishJobs(orgId, status, jobs);
+    if (requeued) this.bus.publish({ kind: "jobs", org: orgId, jobs: rows.length > 64 ? "any" : rows.map((r) => ({ type: r.type as Job["type"], requirements: json(r.requirements, {}) })) });
     // A slot under the org's concurrency limit, or GPUs on a worker, just came free: a claim
     // parked for them must not wait for its long-poll to time out.
-    else if (this.orgCache.get(orgId)?.maxRunning != null || row.req_gpus > 0) this.bus.publish({ kind: "jobs", org: orgId, jobs: "any" });
-    if (isTerminal(row.status as JobStatus)) {
+    else if (this.orgCache.get(orgId)?.maxRunning != null || rows.some((r) => r.req_gpus > 0)) this.bus.publish({ kind: "jobs", org: orgId, jobs: "any" });
+    if (!this.observers.some((o) => o.onJobFinished !== undefined)) return;
+    for (const row of rows) {
+      if (!isTerminal(row.status as JobStatus)) continue;
       const job = jobFromRow(row);
       for (const o of this.observers) o.onJobFinished?.(job, orgId);
     }
@@ -774,7 +799,7 @@ export class Queue {
     });
     if (rows.length > 0) {
       this.bus.publish({ kind: "jobs", org: orgId, jobs: rows.length > 64 ? "any" : rows.map((r) => ({ type: r.type as Job["type"], requirements: json(r.requirements, {}) })) });
-      for (const r of rows) this.bus.publish({ kind: "job", org: orgId, job: r.id, status: "queued", attempt: r.attempt });
+      this.bus.publishJobs(orgId, "queued", rows.map((r) => [r.id, r.attempt]));
     }
     return rows.map((r) => jobFromRow(r));
   }
@@ -834,4 +859,8 @@ export class Queue {
     const lost = await this.db.updateTable("workers").set({ status: "offline" }).where("status", "=", "online").where("last_seen_at", "<", Date.now() - olderThanMs).returning("id").execute();
     if (lost.length > 0) for (const o of this.observers) o.onWorkersLost?.(lost.map((w) => w.id));
   }
+}
+
+function toClaim(c: ClaimedRow): Claim {
+  return { lease: c.lease, job: jobFromRow(c.row) };
 }

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import SQLite from "better-sqlite3";
-import { Kysely, SqliteDialect } from "kysely";
+import { Kysely, SqliteDialect, type SqliteDatabase, type SqliteStatement } from "kysely";
 import type { Database } from "./schema.js";
 import type { Backend } from "./backend.js";
 
@@ -17,7 +17,7 @@ export function openSqlite(path: string): Backend {
   conn.pragma("synchronous = NORMAL");
   conn.pragma("busy_timeout = 5000");
   conn.pragma("foreign_keys = ON");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: preparedOnce(conn) }) });
   return {
     dialect: "sqlite",
     db,
@@ -29,6 +29,33 @@ export function openSqlite(path: string): Backend {
     },
     async close() {
       await db.destroy();
+    },
+  };
+}
+
+/** Prepared statements kept per connection; the claim and finish paths reuse a few dozen texts. */
+const STATEMENT_CACHE = 256;
+
+/**
+ * The connection as Kysely sees it, keeping prepared statements by SQL text (least recently used
+ * dropped first): Kysely prepares every query anew, and preparing cost about as much as running
+ * the queue's statements. Safe to share: the single connection runs one statement at a time, and
+ * nothing streams rows (`iterate`) through Kysely here.
+ */
+function preparedOnce(conn: SQLite.Database): SqliteDatabase {
+  const cache = new Map<string, SqliteStatement>();
+  return {
+    close: () => conn.close(),
+    prepare(sql: string): SqliteStatement {
+      let st = cache.get(sql);
+      if (st !== undefined) {
+        cache.delete(sql);
+      } else {
+        st = conn.prepare(sql);
+        if (cache.size >= STATEMENT_CACHE) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(sql, st);
+      return st;
     },
   };
 }

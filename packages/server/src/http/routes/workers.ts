@@ -18,7 +18,7 @@ import {
 import { sql } from "kysely";
 import { z } from "zod";
 import { newId } from "../../ids.js";
-import { workerFromRow } from "../../rows.js";
+import { claimsJson, workerFromRow } from "../../rows.js";
 import type { WorkersTable } from "../../store/schema.js";
 import type { AppContext } from "../context.js";
 import { route } from "../route.js";
@@ -116,13 +116,15 @@ export function workerRoutes(app: FastifyInstance, ctx: AppContext): void {
       const signal = AbortSignal.any([gone.signal, ctx.shutdown]);
       const started = process.hrtime.bigint();
       try {
-        const claims = await ctx.queue.claim(principal.orgId, w, body.max_jobs, body.wait_s * 1000, signal);
+        const claims = await ctx.queue.claimRows(principal.orgId, w, body.max_jobs, body.wait_s * 1000, signal);
         ctx.metrics.claimWait.observe(Number(process.hrtime.bigint() - started) / 1e9);
         if (claims.length === 0) {
           reply.code(204);
           return undefined;
         }
-        return { lease: claims[0]!.lease, job: claims[0]!.job, claims };
+        // ClaimResponse as text: each job row serialised once, its JSON columns spliced in as stored.
+        reply.type("application/json; charset=utf-8");
+        return claimsJson(claims);
       } finally {
         req.raw.socket.off("close", onClose);
       }
