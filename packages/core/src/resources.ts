@@ -34,6 +34,9 @@ export const ApiKey = z.object({
   created_at: Timestamp,
   last_used_at: Timestamp.nullable(),
   revoked_at: Timestamp.nullable(),
+  /** Gateway requests / tokens per minute (null: unlimited). */
+  rpm: z.number().int().nullable().optional(),
+  tpm: z.number().int().nullable().optional(),
   key: z.string().optional(),
 });
 export type ApiKey = z.infer<typeof ApiKey>;

@@ -38,6 +38,8 @@ function keyFromRow(row: ApiKeysTable, raw?: string): ApiKey {
     created_at: iso(row.created_at),
     last_used_at: row.last_used_at === null ? null : iso(row.last_used_at),
     revoked_at: row.revoked_at === null ? null : iso(row.revoked_at),
+    rpm: row.rpm,
+    tpm: row.tpm,
   };
   if (raw !== undefined) out.key = raw;
   return out;

@@ -211,6 +211,8 @@ describe.each(BACKENDS)("gateway on $name", (backend) => {
     // 2 tokens overdrawn at 6 a minute (0.1/s): back above zero in about 30 s.
     expect(Number(second.headers.get("retry-after"))).toBeGreaterThanOrEqual(20);
     expect(Number(second.headers.get("retry-after"))).toBeLessThanOrEqual(31);
+    const listed = (await t.client.listKeys()).find((k) => k.name === "tpm");
+    expect(listed).toMatchObject({ rpm: null, tpm: 6 });
   });
 
   test.skipIf(skip)("upstream refused → 502, upstream 5xx → 503, no healthy deployment → 503, each OpenAI-style", async () => {
