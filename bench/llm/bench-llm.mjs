@@ -99,20 +99,34 @@ function peerClient() {
  * Drift-resistant ratios: ours, the ceiling and the peer measured in short alternating slices
  * (`slices` rounds of 500 ms each), the ratio taken per round and the median reported. On a busy
  * machine the load changes between long runs; within one round all three see about the same.
+ * The rounds go through every order of the three clients, so each follows each other one equally
+ * often (the `openai` client leaves garbage behind that whoever runs next collects), and each slice
+ * starts with 150 ms unmeasured, so one client's leftovers fall outside the next one's window.
  */
-async function pairedRatios(c, slices = 6) {
+async function pairedRatios(c, slices = 12) {
   const clients = { ceiling: rawClient(c), ours: oursClient(c), peer: peerClient(c) };
+  const orders = [["ceiling", "ours", "peer"], ["peer", "ours", "ceiling"], ["ours", "ceiling", "peer"], ["peer", "ceiling", "ours"], ["ours", "peer", "ceiling"], ["ceiling", "peer", "ours"]];
   const vsCeiling = [];
   const vsPeer = [];
   for (let i = 0; i < slices; i++) {
     const r = {};
-    for (const name of i % 2 === 0 ? ["ceiling", "ours", "peer"] : ["peer", "ours", "ceiling"]) r[name] = (await measureFor(c, clients[name].send, 500)).rps;
+    for (const name of orders[i % orders.length]) {
+      await measureFor(c, clients[name].send, 150);
+      r[name] = (await measureFor(c, clients[name].send, 500)).rps;
+    }
     vsCeiling.push(r.ours / r.ceiling);
     vsPeer.push(r.ours / r.peer);
   }
   for (const cl of Object.values(clients)) await cl.close();
-  const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  return { ours_vs_ceiling_median: median(vsCeiling), ours_vs_peer_median: median(vsPeer) };
+  const sorted = (xs) => [...xs].sort((a, b) => a - b);
+  const q = (xs, f) => sorted(xs)[Math.min(xs.length - 1, Math.floor(xs.length * f))];
+  return {
+    ours_vs_ceiling_median: q(vsCeiling, 0.5),
+    ours_vs_ceiling_q1: q(vsCeiling, 0.25),
+    ours_vs_ceiling_q3: q(vsCeiling, 0.75),
+    ours_vs_peer_median: q(vsPeer, 0.5),
+    slices,
+  };
 }
 
 async function measureFor(concurrency, send, ms) {
@@ -160,7 +174,7 @@ for (const c of LEVELS) {
     `c=${String(c).padStart(3)}  ceiling ${row.ceiling_rps.toFixed(0).padStart(6)} req/s  ours ${row.ours_rps.toFixed(0).padStart(6)}  openai ${row.peer_rps.toFixed(0).padStart(6)}  ` +
       `ours/openai ${row.ours_vs_peer.toFixed(2)}  ours/ceiling ${row.ours_vs_ceiling.toFixed(2)}  ` +
       `client CPU/req: ours ${row.ours_cpu_us_per_req.toFixed(0)} µs, openai ${row.peer_cpu_us_per_req.toFixed(0)} µs, bare ${row.ceiling_cpu_us_per_req.toFixed(0)} µs; ` +
-      `alternating-slice medians: ours/ceiling ${row.ours_vs_ceiling_median.toFixed(2)}, ours/openai ${row.ours_vs_peer_median.toFixed(2)}`,
+      `alternating-slice medians (${row.slices} slices): ours/ceiling ${row.ours_vs_ceiling_median.toFixed(2)} (IQR ${row.ours_vs_ceiling_q1.toFixed(2)}–${row.ours_vs_ceiling_q3.toFixed(2)}), ours/openai ${row.ours_vs_peer_median.toFixed(2)}`,
   );
 }
 const c1 = results.find((r) => r.concurrency === 1);

@@ -165,6 +165,20 @@ function plainChatCompletion(json: unknown): ChatCompletion | undefined {
   return json as ChatCompletion;
 }
 
+function validateChat(json: unknown): { value: ChatCompletion } | { error: string } {
+  const fast = plainChatCompletion(json);
+  if (fast) return { value: fast };
+  const r = ChatCompletion.safeParse(json);
+  if (!r.success) return { error: `not a chat completion: ${r.error.issues[0]?.message ?? "invalid"}` };
+  return { value: r.data };
+}
+
+function validateCompletion(json: unknown): { value: TextCompletion } | { error: string } {
+  const r = TextCompletion.safeParse(json);
+  if (!r.success) return { error: `not a text completion: ${r.error.issues[0]?.message ?? "invalid"}` };
+  return { value: r.data };
+}
+
 /** Estimated prompt tokens of a chat or completions body (when the server reports no usage). */
 function promptEstimateOf(body: Record<string, unknown>): number {
   if (Array.isArray(body.messages)) return estimateTokens(messagesText(body.messages as ChatMessage[]));
@@ -262,15 +276,11 @@ export class OpenAIClient {
    * r.logprobs?.[0]?.logprob
    */
   async chat(request: ChatRequest, call: CallOptions = {}): Promise<ChatResult> {
-    const body = { ...request, model: this.model(request.model) };
-    const estimate = estimateTokens(messagesText(body.messages)) + (body.max_tokens ?? body.max_completion_tokens ?? 256);
-    const { value, cached, attempts } = await this.exchange<ChatCompletion>("/chat/completions", body, estimate, call, (json) => {
-      const fast = plainChatCompletion(json);
-      if (fast) return { value: fast };
-      const r = ChatCompletion.safeParse(json);
-      if (!r.success) return { error: `not a chat completion: ${r.error.issues[0]?.message ?? "invalid"}` };
-      return { value: r.data };
-    });
+    // The request is never mutated, so one that names its model is sent as it is (no copy per call).
+    const body = request.model !== undefined ? (request as ChatRequest & { model: string }) : { ...request, model: this.model(undefined) };
+    // Only the token bucket needs an estimate before sending; without one, skip the text walk.
+    const estimate = this.tpm ? estimateTokens(messagesText(body.messages)) + (body.max_tokens ?? body.max_completion_tokens ?? 256) : 0;
+    const { value, cached, attempts } = await this.exchange<ChatCompletion>("/chat/completions", body, estimate, call, validateChat);
     const choice = value.choices[0]!;
     return {
       text: choice.message.content ?? "",
@@ -288,14 +298,9 @@ export class OpenAIClient {
    * log-probabilities, which multiple-choice scoring uses).
    */
   async complete(request: CompletionRequest, call: CallOptions = {}): Promise<CompletionResult> {
-    const body = { ...request, model: this.model(request.model) };
-    const promptText = Array.isArray(body.prompt) ? body.prompt.join("") : body.prompt;
-    const estimate = estimateTokens(promptText) + (body.max_tokens ?? 16);
-    const { value, cached, attempts } = await this.exchange<TextCompletion>("/completions", body, estimate, call, (json) => {
-      const r = TextCompletion.safeParse(json);
-      if (!r.success) return { error: `not a text completion: ${r.error.issues[0]?.message ?? "invalid"}` };
-      return { value: r.data };
-    });
+    const body = request.model !== undefined ? (request as CompletionRequest & { model: string }) : { ...request, model: this.model(undefined) };
+    const estimate = this.tpm ? promptEstimateOf(body) + (body.max_tokens ?? 16) : 0;
+    const { value, cached, attempts } = await this.exchange<TextCompletion>("/completions", body, estimate, call, validateCompletion);
     return { text: value.choices[0]!.text, response: value, usage: value.usage ?? undefined, cached, attempts };
   }
 
@@ -366,35 +371,37 @@ export class OpenAIClient {
     call: CallOptions,
     validate: (json: unknown) => { value: T } | { error: string },
   ): Promise<{ value: T; cached: boolean; attempts: number }> {
-    const useCache = this.cache !== undefined && !call.noCache;
-    const key = useCache ? RequestCache.key(this.options.baseUrl, path, body, call.cacheSalt) : undefined;
-    if (key !== undefined) {
-      const hit = await this.cache!.get(key);
-      if (hit !== undefined) {
-        const v = validate(hit);
-        if ("value" in v) {
-          this.stats.cacheHits++;
-          return { value: v.value, cached: true, attempts: 0 };
-        }
+    if (this.cache === undefined || call.noCache) {
+      const r = await this.sendJson(path, body, estimate, call, validate);
+      return { value: r.value, cached: false, attempts: r.attempts };
+    }
+    const cache = this.cache;
+    const key = RequestCache.key(this.options.baseUrl, path, body, call.cacheSalt);
+    const hit = await cache.get(key);
+    if (hit !== undefined) {
+      const v = validate(hit);
+      if ("value" in v) {
+        this.stats.cacheHits++;
+        return { value: v.value, cached: true, attempts: 0 };
       }
-      // Identical requests in flight at once are sent once.
-      const pending = this.inflight.get(key);
-      if (pending) {
-        const r = (await pending) as { value: T; attempts: number };
-        return { value: r.value, cached: true, attempts: 0 };
-      }
+    }
+    // Identical requests in flight at once are sent once.
+    const pending = this.inflight.get(key);
+    if (pending) {
+      const r = (await pending) as { value: T; attempts: number };
+      return { value: r.value, cached: true, attempts: 0 };
     }
     const run = (async () => {
       const r = await this.sendJson(path, body, estimate, call, validate);
-      if (key !== undefined) await this.cache!.set(key, path, body, r.json);
+      await cache.set(key, path, body, r.json);
       return r;
     })();
-    if (key !== undefined) this.inflight.set(key, run);
+    this.inflight.set(key, run);
     try {
       const r = await run;
       return { value: r.value, cached: false, attempts: r.attempts };
     } finally {
-      if (key !== undefined) this.inflight.delete(key);
+      this.inflight.delete(key);
     }
   }
 
@@ -436,9 +443,7 @@ export class OpenAIClient {
         } else {
           const v = validate(json);
           if ("value" in v) {
-            const usage = (json as { usage?: CompletionUsage | null }).usage ?? undefined;
-            const firstText = extractText(json);
-            this.recordUsage(body.model, usage, estimate, firstText, promptEstimateOf(body));
+            this.recordReplyUsage(body, json, estimate);
             return { value: v.value, json, attempts: attempt };
           }
           problem = this.fail("invalid_response", v.error, body.model, res.status, attempt, true);
@@ -495,10 +500,12 @@ export class OpenAIClient {
     let attempt = firstAttempt;
     for (;;) {
       const signal = this.combined(call.signal);
-      await this.waitPause(signal);
+      // Each wait is awaited only when it may wait: an await per request per stage is measurable at c=256.
+      if (this.pausedUntil > Date.now()) await this.waitPause(signal);
       if (this.rpm) await this.rpm.take(1, signal);
       if (this.tpm) await this.tpm.take(estimate, signal);
-      const release = await this.semaphore.acquire(signal);
+      signal?.throwIfAborted();
+      const release = this.semaphore.tryAcquire() ?? (await this.semaphore.acquire(signal));
       this.stats.requests++;
       try {
         const res = await this.dispatcher.request({
@@ -595,6 +602,13 @@ export class OpenAIClient {
       retryable: err.retryable,
       cause: err,
     });
+  }
+
+  /** {@link recordUsage} for a JSON reply; the text-based estimates are made only when the server sent no usage. */
+  private recordReplyUsage(body: Record<string, unknown> & { model: string }, json: unknown, estimate: number): void {
+    const usage = (json as { usage?: CompletionUsage | null }).usage ?? undefined;
+    if (usage) this.recordUsage(body.model, usage, estimate, "");
+    else this.recordUsage(body.model, undefined, estimate, extractText(json), promptEstimateOf(body));
   }
 
   private recordUsage(model: string, usage: CompletionUsage | undefined, estimate: number, completionText: string, promptEstimate?: number): void {

@@ -21,6 +21,13 @@ export class Semaphore {
     return this.active;
   }
 
+  /** A slot's release function when one is free now (no waiting, no promise), else undefined. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.active >= this.limit || this.waiters.length > 0) return undefined;
+    this.active++;
+    return this.releaser();
+  }
+
   /** Waits for a slot; resolves to its release function (call it exactly once). */
   acquire(signal?: AbortSignal): Promise<() => void> {
     signal?.throwIfAborted();
