@@ -19,7 +19,7 @@ import { captureCli, type CliResult } from "../packages/cli/test/support/in-proc
 // (same argv, same endpoints), so the lifecycle is exercised on every machine.
 const REAL_PYTHON = process.env.NEXA_PYTHON !== undefined && process.env.NEXA_PYTHON !== "" ? process.env.NEXA_PYTHON : undefined;
 if (!REAL_PYTHON) process.env.NEXA_PYTHON = fileURLToPath(new URL("./fixtures/stand-in-serve.mjs", import.meta.url));
-const tokenizer = fileURLToPath(new URL("../packages/worker/test/fixtures/train/tokenizer/tokenizer.json", import.meta.url));
+const trainFixtures = fileURLToPath(new URL("../packages/worker/test/fixtures/train/", import.meta.url));
 
 let home: string;
 let server: RunningServer;
@@ -37,15 +37,9 @@ beforeAll(async () => {
   const model = join(home, "build", "model");
   await mkdir(model, { recursive: true });
   if (REAL_PYTHON) {
-    const script = [
-      "import sys, torch, transformers",
-      "torch.manual_seed(0)",
-      "c = transformers.AutoConfig.for_model('gpt2', n_layer=2, n_embd=32, n_head=2, vocab_size=8192, n_positions=64, bos_token_id=0, eos_token_id=0)",
-      "transformers.AutoModelForCausalLM.from_config(c).save_pretrained(sys.argv[1])",
-    ].join("\n");
-    const r = spawnSync(REAL_PYTHON, ["-c", script, model], { encoding: "utf8" });
+    const r = spawnSync(REAL_PYTHON, [join(trainFixtures, "make_tiny_gpt2.py"), model], { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`cannot build the test model: ${r.stderr}`);
-    await copyFile(tokenizer, join(model, "tokenizer.json"));
+    await copyFile(join(trainFixtures, "tokenizer", "tokenizer.json"), join(model, "tokenizer.json"));
   } else {
     await writeFile(join(model, "config.json"), JSON.stringify({ model_type: "gpt2", n_layer: 2 }));
   }

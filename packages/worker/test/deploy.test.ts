@@ -25,13 +25,7 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), "nexa-deploy-"));
   if (!PYTHON) return;
   // A tiny random GPT-2 saved as a train job saves it: model/ with the tokenizer, in a model.tar.
-  const script = [
-    "import sys, torch, transformers",
-    "torch.manual_seed(0)",
-    "c = transformers.AutoConfig.for_model('gpt2', n_layer=2, n_embd=32, n_head=2, vocab_size=8192, n_positions=64, bos_token_id=0, eos_token_id=0)",
-    "transformers.AutoModelForCausalLM.from_config(c).save_pretrained(sys.argv[1])",
-  ].join("\n");
-  const r = spawnSync(PYTHON, ["-c", script, join(tmp, "model")], { encoding: "utf8" });
+  const r = spawnSync(PYTHON, [join(fixtures, "make_tiny_gpt2.py"), join(tmp, "model")], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`cannot build the test model: ${r.stderr}`);
   await copyFile(join(fixtures, "tokenizer", "tokenizer.json"), join(tmp, "model", "tokenizer.json"));
   await tar.c({ cwd: tmp, file: join(tmp, "model.tar"), portable: true }, ["model"]);
