@@ -37,6 +37,8 @@ export class TiktokenBpe {
    */
   private readonly table: Int32Array;
   private readonly mask: number;
+  /** Rank of every two-byte sequence (`b0 << 8 | b1`), NO_RANK where none: the first merge round without hashing. */
+  private readonly pairs = new Int32Array(65536).fill(NO_RANK);
   /** The largest ordinary token id plus one. */
   readonly size: number;
   private readonly regex: RegExp;
@@ -86,6 +88,7 @@ export class TiktokenBpe {
       table[slot + 1] = id + 1;
       table[slot + 2] = n;
       table[slot + 3] = n <= 4 ? packed(pool, at, n) : at;
+      if (n === 2) this.pairs[(pool[at]! << 8) | pool[at + 1]!] = id;
       at += n;
       if (id > maxId) maxId = id;
     }
@@ -218,9 +221,11 @@ export class TiktokenBpe {
     const ranks = this.ranks;
     // parts[i] = (starts[i], ranks[i]); ranks[i] is the rank of bytes[starts[i], starts[i + 2]).
     let parts = n + 1;
+    const buf = this.buf;
+    const pairs = this.pairs;
     for (let i = 0; i <= n; i++) {
       starts[i] = i;
-      ranks[i] = i + 2 <= n ? this.rankOf(i, i + 2) : NO_RANK;
+      ranks[i] = i + 2 <= n ? pairs[(buf[i]! << 8) | buf[i + 1]!]! : NO_RANK;
     }
     for (;;) {
       let min = NO_RANK;
