@@ -296,6 +296,9 @@ function nextSteps(r: DemoResult, kept: boolean): string[] {
   lines.push(
     "  nexa up                                           # a lasting instance, then:",
     "  nexa run examples/tiny-gpt/workflow.yaml --watch  # the same pipeline on it (--input steps=1000 trains longer)",
+    "  nexa deployments list                             # where tiny-gpt is served; ask it through the gateway",
+    "                                                    # (NEXA_API_KEY: the api_key in ~/.nexa/credentials):",
+    `  curl -s http://127.0.0.1:8000/v1/gateway/chat/completions -H "authorization: Bearer $NEXA_API_KEY" -H 'content-type: application/json' -d '${body}'`,
   );
   return lines;
 }
