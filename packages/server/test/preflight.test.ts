@@ -77,9 +77,10 @@ describe.each(BACKENDS)("preflight on $name", (backend) => {
     expect(mem.message).toMatch(/fits gpu-l4 \(32 GiB/);
     expect(r.estimate.memory!.per).toBe("host");
     expect(r.estimate.device).toBe("cpu");
-    // No CUDA context on a CPU run: the overhead is the 10% allocator slack alone.
+    // 1 GiB for the process (the CUDA context's place on a GPU) plus 10% slack.
     const m = r.estimate.memory!;
-    expect(m.overhead_bytes).toBeCloseTo(0.1 * (m.weights_bytes + m.gradients_bytes + m.optimizer_bytes + m.activations_bytes), 3);
+    expect(m.overhead_bytes).toBeCloseTo(GIB + 0.1 * (m.weights_bytes + m.gradients_bytes + m.optimizer_bytes + m.activations_bytes), 3);
+    expect(m.total_bytes).toBe(m.weights_bytes + m.gradients_bytes + m.optimizer_bytes + m.activations_bytes + m.overhead_bytes);
     // $0.04 per CPU-hour × the 8 cores of the worker it fits.
     expect(r.estimate.cost_usd!).toBeCloseTo((r.estimate.time_s! / 3600) * 8 * 0.04, 12);
   });
