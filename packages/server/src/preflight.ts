@@ -586,7 +586,27 @@ export function preflightFailed(report: PreflightReport): ForgeError {
 
 /** Records a submission's preflight on the job: a `preflight` event (read back by the run manifest). */
 export async function recordPreflight(db: Kysely<Database>, orgId: string, jobId: string, report: PreflightReport): Promise<void> {
-  await db.insertInto("job_events").values({ job_id: jobId, org_id: orgId, ts: Date.now(), type: "preflight", status: "queued", attempt: 0, data: JSON.stringify(report) }).execute();
+  // A worker may have claimed the job since it was submitted: the event carries the job's status
+  // and attempt as they are now, so a client following events never sees it go back to queued.
+  await db
+    .insertInto("job_events")
+    .columns(["job_id", "org_id", "ts", "type", "status", "attempt", "data"])
+    .expression((eb) =>
+      eb
+        .selectFrom("jobs")
+        .select((s) => [
+          "jobs.id as job_id",
+          "jobs.org_id as org_id",
+          s.val(Date.now()).as("ts"),
+          s.val("preflight").as("type"),
+          "jobs.status as status",
+          "jobs.attempt as attempt",
+          s.val(JSON.stringify(report)).as("data"),
+        ])
+        .where("jobs.id", "=", jobId)
+        .where("jobs.org_id", "=", orgId),
+    )
+    .execute();
 }
 
 /** The preflight recorded on a job at submission, if any. */
