@@ -35,7 +35,8 @@ export function jobRoutes(app: FastifyInstance, ctx: AppContext): void {
     method: "POST",
     url: "/v1/jobs",
     tag: "jobs",
-    summary: "Submit a job. With an Idempotency-Key header, a repeat returns the existing job (200) instead of a new one (201).",
+    summary:
+      "Submit a job. With an Idempotency-Key header, a repeat returns the existing job (200) instead of a new one (201). A train job is preflighted first (as POST /v1/preflight): a failing check answers 422 preflight_failed with the checks in details; skip with \"preflight\": false or the header X-Nexa-Skip-Preflight: 1.",
     scope: "jobs:write",
     body: JobSubmission,
     response: Job,
