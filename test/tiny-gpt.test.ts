@@ -6,6 +6,7 @@
 // requests; the evaluation has scores; then stopping the demo stops the model server.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ForgeClient } from "@nexa/sdk";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -101,6 +102,13 @@ describe.skipIf(!python)("examples/tiny-gpt via nexa demo", () => {
       if (served < 26) await new Promise((r) => setTimeout(r, 200));
     }
     expect(served).toBe(26);
+
+    // The same inputs again: audit and train come from the cache, the model is served and evaluated anew.
+    const again = await client.waitForWorkflow((await client.runWorkflow({ workflow: await readFile(join(ROOT, "examples/tiny-gpt/workflow.yaml"), "utf8"), inputs: run.inputs })).id, { timeoutMs: 300_000 });
+    expect(again.status, again.error ?? "").toBe("succeeded");
+    expect(Object.fromEntries(Object.entries(again.steps).map(([k, s]) => [k, s.cache_hit]))).toEqual({ audit: true, train: true, deploy: false, evaluate: false });
+    expect(again.outputs.model).toEqual(run.outputs.model);
+    expect((await client.listDeployments({ name: "tiny-gpt", status: "healthy" })).length).toBe(2);
 
     // What the user saw: the Python, stages with elapsed times, loss as it fell, the eval score.
     const text = lines.join("\n");
