@@ -7,9 +7,11 @@
 // Measures, per backend:
 //   e2e      jobs/s through the HTTP API: 2 producers submit batches (POST /v1/jobs/batch) while
 //            8 workers long-poll claims (max_jobs 64) and finish them (POST /v1/leases/complete);
-//            clock from the first submit to the last completion.
+//            clock from the first submit to the last completion; with the control plane's and the
+//            PostgreSQL backends' CPU time per job (robust where wall clock on a shared box is not).
 //   process  the same 8 HTTP workers on a pre-filled queue (the peers' "process" method).
-//   store    Queue called in-process (no HTTP): 8 loops of tryClaim(500) + completeMany, pre-filled.
+//   store    Queue called in-process (no HTTP): 8 loops of tryClaimRows(500) + completeMany, pre-filled;
+//            with the CPU time per job of this process and of the PostgreSQL backends.
 //   latency  add→start for an idle long-polling worker: POST /v1/jobs awaited, then the time
 //            until the worker's claim answer arrives (so it includes the add round trip).
 // Peers (PostgreSQL database qbench): graphile-worker 0.17 default and lq500, pg-boss 10 workers-bs,
@@ -26,7 +28,8 @@ import pg from "pg";
 const here = fileURLToPath(new URL(".", import.meta.url));
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=")).map(([k, v]) => [k, v ?? "1"]));
 const N = Number(args.n ?? 20000);
-const BACKENDS = (args.backends ?? "sqlite,postgres").split(",");
+// --backends=none runs only the peers (so each invocation stays short on a shared box).
+const BACKENDS = (args.backends ?? "sqlite,postgres").split(",").filter((b) => b === "sqlite" || b === "postgres");
 const PEERS = args.peers ?? "/tmp/nexa-peers";
 const SAMPLES = Number(args.samples ?? 200);
 const PG_ADMIN = process.env.NEXA_BENCH_PG ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -240,7 +243,8 @@ async function storeLevel(backend) {
     await Promise.all(
       workers.map(async (w) => {
         for (;;) {
-          const claims = await queue.tryClaim(org, w, caps, [], 500);
+          // The rows the HTTP claim serialises (claimsJson), as the claim route gets them.
+          const claims = await queue.tryClaimRows(org, w, caps, [], 500);
           if (claims.length === 0) break;
           const r = await queue.completeMany(org, claims.map((c) => ({ lease_id: c.lease.id, outputs: {} })));
           done += r.filter((x) => x.status === "succeeded").length;
