@@ -1,5 +1,5 @@
 // examples/tiny-gpt end to end, through `nexa demo`'s own code (runDemo): a real control plane
-// (SQLite) and a real worker run audit → train (pack + the torch recipe on the CPU) → deploy
+// (SQLite, and PostgreSQL with fewer steps) and a real worker run audit → train (pack + the torch recipe on the CPU) → deploy
 // (recipes/torch/serve.py) → evaluate through the gateway. Checked against the control plane itself
 // while the instance is kept up: every step succeeded, the train job's loss series fell, the
 // deployment is healthy and answers through the gateway, which recorded the evaluation's
@@ -12,11 +12,15 @@ import { ForgeClient } from "@nexa/sdk";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { runDemo, type DemoResult } from "../packages/cli/src/commands/demo.js";
 import { missingModules, RECIPE_MODULES } from "../packages/cli/src/commands/python-env.js";
+import { freshPgDatabase, postgresAvailable } from "../packages/server/test/helpers.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const CLI = join(ROOT, "packages/cli/bin/nexa.js");
 // Fewer steps than the example's 300: enough for the loss to fall, small for the CI budget.
-const STEPS = 30;
+const BACKENDS = [
+  { backend: "sqlite", steps: 30 },
+  { backend: "postgres", steps: 10 },
+] as const;
 
 /** NEXA_PYTHON (CI: the .venv of .ci/run), else the repository's .venv or python3 when it has the recipe's modules. */
 async function recipePython(): Promise<string | undefined> {
@@ -30,17 +34,23 @@ async function recipePython(): Promise<string | undefined> {
 const python = await recipePython();
 if (!python) console.warn("tiny-gpt.test.ts skipped: no Python with torch, transformers, numpy and safetensors (set NEXA_PYTHON, e.g. a venv with recipes/torch/requirements.txt)");
 
-describe.skipIf(!python)("examples/tiny-gpt via nexa demo", () => {
+const pgOk = python !== undefined && (await postgresAvailable());
+
+describe.skipIf(!python).each(BACKENDS.filter((b) => b.backend === "sqlite" || pgOk))("examples/tiny-gpt via nexa demo on $backend", ({ backend, steps: STEPS }) => {
   let demo: DemoResult;
+  let dropDb: (() => Promise<void>) | undefined;
   const lines: string[] = [];
   const saved = process.env.NEXA_PYTHON;
 
   beforeAll(async () => {
     process.env.NEXA_PYTHON = python;
-    demo = await runDemo({ steps: STEPS, keep: true, say: (l) => lines.push(l) });
+    let databaseUrl: string | undefined;
+    if (backend === "postgres") ({ url: databaseUrl, drop: dropDb } = await freshPgDatabase());
+    demo = await runDemo({ steps: STEPS, keep: true, say: (l) => lines.push(l), ...(databaseUrl ? { databaseUrl } : {}) });
   }, 900_000);
   afterAll(async () => {
     await demo?.stop();
+    await dropDb?.();
     if (saved === undefined) delete process.env.NEXA_PYTHON;
     else process.env.NEXA_PYTHON = saved;
   });
@@ -114,7 +124,7 @@ describe.skipIf(!python)("examples/tiny-gpt via nexa demo", () => {
     const text = lines.join("\n");
     expect(text).toMatch(/python: \S+/);
     expect(text).toMatch(/\[\s*\d+\.\ds\] train\s+running/);
-    expect(text).toMatch(/train step\s+\d+\/30\s+loss \d+\.\d+/);
+    expect(text).toMatch(new RegExp(`train step\\s+\\d+/${STEPS}\\s+loss \\d+\\.\\d+`));
     expect(text).toMatch(/eval on 24 held-out verses: chrf \d/);
 
     // Stopping the instance stops the model server with it.

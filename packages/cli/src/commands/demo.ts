@@ -40,6 +40,8 @@ export interface DemoOptions {
   say?: (line: string) => void;
   /** tiny-gpt: where a Python venv is set up when none has the recipe's modules. @default NEXA_HOME */
   pythonHome?: string;
+  /** The temporary instance's database (`postgres://…` runs it on PostgreSQL). @default SQLite in its folder */
+  databaseUrl?: string;
 }
 
 /** What the tiny-gpt run produced, read back from the control plane. */
@@ -108,7 +110,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const { startServer } = await import("@nexa/server");
   const { builtinHandlers, WorkerAgent } = await import("@nexa/worker");
   const home = await mkdtemp(join(tmpdir(), "nexa-demo-"));
-  const server = await startServer({ home, port: 0, rateLimitRps: 0 });
+  const server = await startServer({ home, port: 0, rateLimitRps: 0, ...(options.databaseUrl !== undefined ? { databaseUrl: options.databaseUrl } : {}) });
   stage(`${pc.bold("nexa demo")} ${example}: control plane at ${server.url} (home ${home})`);
   const agent = new WorkerAgent({ url: server.url, apiKey: server.adminKey!, name: "demo-worker", concurrency: 2, gpus: 0, workdir: join(home, "work"), graceMs: 5000 });
   await agent.start();
