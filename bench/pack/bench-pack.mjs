@@ -7,7 +7,7 @@
 // PY (default $NEXA_PYTHON, else python3) needs tiktoken, tokenizers, numpy; trl + datasets for the packing peer.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import os, { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -28,6 +28,8 @@ const { values: args } = parseArgs({
     // Our tiktoken encoder caches the merges of pieces that are not one token. "cold" loads a fresh tokenizer
     // (empty cache) for every pass, as a single pass over a corpus sees it; "warm" encodes the corpus once first.
     cache: { type: "string", default: "cold" },
+    /** Comma-separated subset of cl100k_base,o200k_base,bpe8192. */
+    tokenizers: { type: "string", default: "cl100k_base,o200k_base,bpe8192" },
   },
 });
 const shared = "/work/shared/fixtures/data/corpus_sample.jsonl";
@@ -35,8 +37,14 @@ const corpus = args.corpus ?? (existsSync(shared) ? shared : join(root, "package
 const texts = readFileSync(corpus, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l).text);
 const bytes = texts.reduce((a, t) => a + Buffer.byteLength(t), 0);
 const bpe = join(root, "packages/data/test/fixtures/tokenize/tokenizers/bpe8192");
-const SPECS = { "cl100k_base": "cl100k_base", "o200k_base": "o200k_base", bpe8192: bpe };
+const ALL_SPECS = { "cl100k_base": "cl100k_base", "o200k_base": "o200k_base", bpe8192: bpe };
+const SPECS = Object.fromEntries(args.tokenizers.split(",").map((n) => [n, ALL_SPECS[n] ?? fail(`unknown tokenizer ${n}`)]));
+function fail(msg) {
+  throw new Error(msg);
+}
 const PEER = { cl100k_base: "tiktoken/cl100k_base", o200k_base: "tiktoken/o200k_base", bpe8192: "hf/bpe8192" };
+const load = () => os.loadavg().map((x) => x.toFixed(2)).join(" ");
+console.log(`${new Date().toISOString()}  load average ${load()} (${os.cpus().length} CPUs)`);
 console.log(`merge cache: ${args.cache}`);
 console.log(`corpus ${corpus}: ${texts.length} docs, ${(bytes / 1e6).toFixed(2)} MB`);
 
@@ -68,7 +76,7 @@ async function oursOnce(spec, threads) {
     return { tokens, seconds, MB_per_s: bytes / 1e6 / seconds, cpu_seconds: cpu, MB_per_cpu_s: bytes / 1e6 / cpu };
   }
   const shares = Array.from({ length: threads }, (_, w) => texts.filter((_, i) => i % threads === w));
-  // Fresh workers: their caches start cold; with --cache warm each worker first encodes its share once.
+  // Fresh workers, JIT-warmed on their share before "go"; with --cache cold they then time a fresh tokenizer (empty merge cache).
   const workers = shares.map((s) => new Worker(join(here, "encode-worker.mjs"), { workerData: { spec, texts: s, warm: args.cache === "warm" } }));
   await Promise.all(workers.map((w) => new Promise((r) => w.once("message", r))));
   const cpu0 = process.cpuUsage();
@@ -89,7 +97,7 @@ function cpuSeconds(start) {
 
 function peer(threads) {
   if (args["skip-python"]) return undefined;
-  const r = spawnSync(args.python, [join(here, "peer_tokenize.py"), corpus, "--threads", String(threads), "--npm-encoders", join(root, "node_modules/tiktoken/encoders"), "--hf", `bpe8192=${join(bpe, "tokenizer.json")}`, "--reps", String(REPS)], {
+  const r = spawnSync(args.python, [join(here, "peer_tokenize.py"), corpus, "--threads", String(threads), "--npm-encoders", join(root, "node_modules/tiktoken/encoders"), ...("bpe8192" in SPECS ? ["--hf", `bpe8192=${join(bpe, "tokenizer.json")}`] : []), "--reps", String(REPS)], {
     env: { ...process.env, RAYON_NUM_THREADS: String(threads) },
     encoding: "utf8",
     maxBuffer: 1 << 26,
@@ -167,4 +175,5 @@ for (const strategy of ["bfd", "ffd", "greedy", "pad"]) {
     `${strategy.padEnd(8)} ${(100 * packer.efficiency).toFixed(3).padStart(10)}% ${String(packer.stats.sequences).padStart(11)} ${seconds.toFixed(3).padStart(9)} ${peerEff === undefined ? "–".padStart(11) : ((100 * peerEff).toFixed(3) + "%").padStart(11)} ${peerEff ? (packer.efficiency / peerEff).toFixed(4).padStart(7) : "–".padStart(7)}   ${strategy === "pad" ? "one doc per row" : pr ? `TRL ${trl.trl} pack_dataset("${peerOf[strategy]}")` : "–"}`,
   );
 }
+console.log(`${new Date().toISOString()}  load average ${load()}`);
 if (args.json) writeFileSync(args.json, JSON.stringify(report, null, 2));

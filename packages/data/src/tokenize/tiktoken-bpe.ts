@@ -41,6 +41,9 @@ export class TiktokenBpe {
   private readonly pairs = new Int32Array(65536).fill(NO_RANK);
   /** The largest ordinary token id plus one. */
   readonly size: number;
+  /** The pattern, sticky: `test` advances `lastIndex` over one piece without allocating a match. */
+  private readonly sticky: RegExp;
+  /** The pattern, global: finds the next piece should a position match nothing (tiktoken skips it). */
   private readonly regex: RegExp;
   private buf = new Uint8Array(1024);
   private starts = new Int32Array(1025);
@@ -55,6 +58,7 @@ export class TiktokenBpe {
    */
   constructor(ranks: string, pattern: string) {
     this.regex = new RegExp(pattern, "gu");
+    this.sticky = new RegExp(pattern, "uy");
     const fields = ranks.split(/[ \n]/);
     const ids: number[] = [];
     const b64: string[] = [];
@@ -107,26 +111,34 @@ export class TiktokenBpe {
   /** Ids of `text` with no special-token parsing (tiktoken's `encode_ordinary`). */
   encodeOrdinary(text: string): number[] {
     const out: number[] = [];
-    const re = this.regex;
+    const re = this.sticky;
     re.lastIndex = 0;
-    let m: RegExpExecArray | null;
-    while ((m = re.exec(text)) !== null) {
-      const piece = m[0];
-      // UTF-8 of the piece into buf, hashing as we go (lone surrogates become U+FFFD, as TextEncoder does).
-      const len = piece.length;
-      if (this.buf.length < len * 3) this.grow(len * 3);
+    let start = 0;
+    while (start < text.length) {
+      if (!re.test(text)) {
+        // Both patterns match every character, so this is a safeguard: continue at the next match.
+        const g = this.regex;
+        g.lastIndex = start;
+        const m = g.exec(text);
+        if (m === null) break;
+        start = re.lastIndex = m.index;
+        continue;
+      }
+      const stop = re.lastIndex;
+      // UTF-8 of text[start, stop) into buf, hashing as we go (lone surrogates become U+FFFD, as TextEncoder does).
+      if (this.buf.length < (stop - start) * 3) this.grow((stop - start) * 3);
       const buf = this.buf;
       let n = 0;
       let h = FNV_OFFSET;
-      for (let i = 0; i < len; i++) {
-        let c = piece.charCodeAt(i);
+      for (let i = start; i < stop; i++) {
+        let c = text.charCodeAt(i);
         if (c < 0x80) {
           buf[n++] = c;
           h = Math.imul(h ^ c, FNV_PRIME);
           continue;
         }
         if (c >= 0xd800 && c <= 0xdfff) {
-          const d = i + 1 < len ? piece.charCodeAt(i + 1) : 0;
+          const d = i + 1 < stop ? text.charCodeAt(i + 1) : 0;
           if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
             c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
             i++;
@@ -159,16 +171,19 @@ export class TiktokenBpe {
         buf[n++] = b;
         h = Math.imul(h ^ b, FNV_PRIME);
       }
+      const piece = start;
+      start = stop;
       const id = this.lookup(buf, 0, n, h);
       if (id >= 0) {
         out.push(id);
         continue;
       }
-      let ids = this.merges.get(piece);
+      const key = text.slice(piece, stop);
+      let ids = this.merges.get(key);
       if (ids === undefined) {
         ids = this.merge(n);
         if (this.merges.size >= MERGE_CACHE_SIZE) this.merges.clear();
-        this.merges.set(piece, ids);
+        this.merges.set(key, ids);
       }
       for (let k = 0; k < ids.length; k++) out.push(ids[k]!);
     }
