@@ -18,9 +18,9 @@ loop.enable();
 const flushes = [];
 const recorder = server.gateway.recorder;
 const write = recorder.write.bind(recorder);
-recorder.write = async (batch) => {
+recorder.write = async (batch, ...rest) => {
   const t = performance.now();
-  await write(batch);
+  await write(batch, ...rest);
   flushes.push([batch.length, performance.now() - t]);
 };
 process.stdout.write(JSON.stringify({ url: server.url, adminKey: server.adminKey }) + "\n");

@@ -10,13 +10,16 @@ export interface GatewayRecord extends Omit<GatewayRequestsTable, "id"> {
   project: string;
 }
 
-const CHUNK = 500;
+/** Records per write transaction. */
+const CHUNK = 50;
+/** Buffered records that start a flush before the timer does. */
+const EAGER = 500;
 /** Past this many unwritten records (a database that keeps failing), the oldest are dropped. */
 const MAX_BUFFERED = 100_000;
 
 /**
  * Buffers gateway request records and their metered usage and writes them in batches, off the
- * request path: every `flushIntervalMs`, when {@link CHUNK} records are waiting, and on close. A crash
+ * request path: every `flushIntervalMs`, when {@link EAGER} records are waiting, and on close. A crash
  * loses at most the records of the last flush window.
  */
 export class RequestRecorder {
@@ -41,7 +44,7 @@ export class RequestRecorder {
   /** Queues one record; never waits on the database. */
   add(r: GatewayRecord): void {
     this.buffer.push(r);
-    if (this.buffer.length >= CHUNK && this.flushing === undefined) void this.flush().catch(() => {});
+    if (this.buffer.length >= EAGER && this.flushing === undefined) void this.flush().catch(() => {});
   }
 
   /** Writes everything buffered so far (waits for a flush already running, then writes what came since). */
@@ -50,10 +53,11 @@ export class RequestRecorder {
     if (this.buffer.length === 0) return;
     const batch = this.buffer;
     this.buffer = [];
-    this.flushing = this.write(batch)
+    const progress = { written: 0 };
+    this.flushing = this.write(batch, progress)
       .catch((err: unknown) => {
-        // Keep them for the next flush, unless the backlog is already past its bound.
-        this.buffer = batch.concat(this.buffer);
+        // Keep what was not written for the next flush, unless the backlog is already past its bound.
+        this.buffer = batch.slice(progress.written).concat(this.buffer);
         if (this.buffer.length > MAX_BUFFERED) {
           this.dropped += this.buffer.length - MAX_BUFFERED;
           this.buffer = this.buffer.slice(-MAX_BUFFERED);
@@ -72,11 +76,16 @@ export class RequestRecorder {
     await this.flush();
   }
 
-  private async write(batch: GatewayRecord[]): Promise<void> {
+  /**
+   * Writes in transactions of {@link CHUNK} records, yielding to the event loop between them: on
+   * SQLite every statement runs on the request thread, so small pieces keep each pause short.
+   */
+  private async write(batch: GatewayRecord[], progress: { written: number }): Promise<void> {
     const prices = this.prices();
-    await this.db.transaction().execute(async (trx) => {
-      for (let i = 0; i < batch.length; i += CHUNK) {
-        const chunk = batch.slice(i, i + CHUNK);
+    for (let i = 0; i < batch.length; i += CHUNK) {
+      if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+      const chunk = batch.slice(i, i + CHUNK);
+      await this.db.transaction().execute(async (trx) => {
         await trx
           .insertInto("gateway_requests")
           .values(chunk.map(({ project: _project, ...r }) => ({ id: newId("gwr"), ...r })))
@@ -90,7 +99,8 @@ export class RequestRecorder {
           usage.push({ id: newId("use"), org_id: r.org_id, job_id: `gateway:${r.route}`, attempt: 0, project: r.project, type: "gateway", ts: r.ts, wall_s: 0, cpu_s: 0, gpu_s: 0, gpu_detail: "{}", tokens_in: r.tokens_in, tokens_out: r.tokens_out, cost_usd: costOf(u, prices) });
         }
         if (usage.length > 0) await trx.insertInto("usage_records").values(usage).execute();
-      }
-    });
+      });
+      progress.written = i + chunk.length;
+    }
   }
 }
