@@ -564,11 +564,16 @@ export const SKIP_PREFLIGHT_HEADER = "x-nexa-skip-preflight";
 
 /**
  * Preflight at submission: runs only for a `train` job not skipped (`preflight: false`, or the
- * skip header), costing nothing for other types. A `fail` throws 422 `preflight_failed` with the
+ * skip header) and not the repeat of an idempotent submission, costing nothing for other types. A `fail` throws 422 `preflight_failed` with the
  * checks in `details`; otherwise the report, to record on the job.
  */
-export async function preflightAtSubmit(deps: PreflightDeps, orgId: string, sub: JobSubmission, skipHeader?: string | string[]): Promise<PreflightReport | undefined> {
+export async function preflightAtSubmit(deps: PreflightDeps, orgId: string, sub: JobSubmission, skipHeader?: string | string[], idempotencyKey?: string): Promise<PreflightReport | undefined> {
   if (sub.type !== "train" || sub.preflight === false || skipHeader === "1" || skipHeader === "true") return undefined;
+  // A repeat of an accepted submission returns that job, whatever the fleet looks like now.
+  if (idempotencyKey !== undefined) {
+    const existing = await deps.db.selectFrom("jobs").select("id").where("org_id", "=", orgId).where("idempotency_key", "=", idempotencyKey).executeTakeFirst();
+    if (existing) return undefined;
+  }
   const report = await preflightSubmission(deps, orgId, sub);
   if (!report.ok) throw preflightFailed(report);
   return report;

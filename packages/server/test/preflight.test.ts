@@ -133,9 +133,13 @@ describe.each(BACKENDS)("preflight on $name", (backend) => {
     expect(a.status, a.text).toBe(201);
     expect(a.json.status).toBe("queued");
     expect(a.json.preflight).toBeUndefined();
-    const b = await http(url, "POST", "/v1/jobs", { key, body: sub, headers: { "x-nexa-skip-preflight": "1" } });
+    const b = await http(url, "POST", "/v1/jobs", { key, body: sub, headers: { "x-nexa-skip-preflight": "1", "idempotency-key": `skip-${backend.name}` } });
     expect(b.status, b.text).toBe(201);
     expect((await t.client.getManifest(b.json.id)).preflight).toBeUndefined();
+    // A repeat of that accepted submission is the same job (200), not a preflight failure.
+    const again = await http(url, "POST", "/v1/jobs", { key, body: sub, headers: { "idempotency-key": `skip-${backend.name}` } });
+    expect(again.status, again.text).toBe(200);
+    expect(again.json.id).toBe(b.json.id);
   });
 
   test.skipIf(skip)("a train job that passes is queued with its checks recorded on the job (answer, manifest, event)", async () => {

@@ -44,7 +44,7 @@ export function jobRoutes(app: FastifyInstance, ctx: AppContext): void {
       const key = req.headers["idempotency-key"];
       const idempotencyKey = typeof key === "string" && key !== "" ? key.slice(0, 256) : undefined;
       // Train jobs only (nothing runs for other types): a failing preflight answers 422 preflight_failed.
-      const preflight = body.type === "train" ? await preflightAtSubmit(preflightDeps(ctx), principal.orgId, body as JobSubmission, req.headers[SKIP_PREFLIGHT_HEADER]) : undefined;
+      const preflight = body.type === "train" ? await preflightAtSubmit(preflightDeps(ctx), principal.orgId, body as JobSubmission, req.headers[SKIP_PREFLIGHT_HEADER], idempotencyKey) : undefined;
       const { jobs, created } = await ctx.queue.submit(principal.orgId, [body as JobSubmission], idempotencyKey === undefined ? {} : { idempotencyKey });
       reply.code(created ? 201 : 200);
       const job = jobs[0]!;
