@@ -79,10 +79,10 @@ function stager(say: (line: string) => void): (line: string) => void {
 
 /**
  * Runs a bundled example end to end on a temporary embedded instance: a real control plane
- * (SQLite, blobs on disk) and a real local worker. `tiny-gpt` (the default) first finds or sets up
+ * (SQLite unless `databaseUrl`, blobs on disk) and a real local worker. `tiny-gpt` (the default) first finds or sets up
  * the Python the torch recipe needs (see {@link ensureRecipePython}), then audits, packs, trains,
  * deploys and evaluates, showing loss as it falls. The instance is stopped and removed afterwards
- * unless `keep`.
+ * unless `keep` (then the result's `stop` does it); a run that throws always stops it.
  *
  * @example
  * const r = await runDemo({ steps: 40 });
@@ -95,10 +95,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const savedPython = process.env.NEXA_PYTHON;
   if (example === "tiny-gpt") {
     stage(`${pc.bold("python")}: looking for a Python with torch, transformers, numpy, safetensors`);
+    const pythonHome = options.pythonHome ?? nexaHome();
     const env = await ensureRecipePython({
-      home: options.pythonHome ?? nexaHome(),
+      home: pythonHome,
       requirements: join(REPO, "recipes", "torch", "requirements.txt"),
-      candidates: [join(REPO, ".venv", "bin", "python"), join(options.pythonHome ?? nexaHome(), "venv", "bin", "python"), "python3"],
+      candidates: [join(REPO, ".venv", "bin", "python"), join(pythonHome, "venv", "bin", "python"), "python3"],
       say: stage,
     });
     python = env.python;
@@ -129,15 +130,18 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     if (savedPython === undefined) delete process.env.NEXA_PYTHON;
     else process.env.NEXA_PYTHON = savedPython;
   };
+  let result: { ok: boolean; run: WorkflowRun; tinyGpt?: TinyGptSummary };
   try {
-    const result =
+    result =
       example === "tiny-gpt"
         ? await runTinyGpt(client, stage, { steps: options.steps, python: python! })
         : await runQuickstart(client, stage, builtinHandlers.audit !== undefined);
-    return { ...result, example, home, url: server.url, apiKey: server.adminKey!, stop };
-  } finally {
-    if (!options.keep) await stop();
+  } catch (err) {
+    await stop();
+    throw err;
   }
+  if (!options.keep) await stop();
+  return { ...result, example, home, url: server.url, apiKey: server.adminKey!, stop };
 }
 
 /** Prints each step's status changes as they happen. */
