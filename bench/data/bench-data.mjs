@@ -4,11 +4,17 @@
 //
 //   npm run build && node bench/data/bench-data.mjs [--corpus file.jsonl] [--json out.json]
 //   node bench/data/bench-data.mjs --rss-gb 2      # also: generate a 2 GB corpus, run the full pipeline, report peak RSS
+//   node bench/data/bench-data.mjs --baseline /tmp/old/packages/data/dist/engine   # also run an older build's full pipeline, same load
+//
+// The in-process rows reuse one process (JIT warm after the first row; each filter row gets a
+// fresh tokenizer cache). The "fresh process" rows start a new Node process per run and time
+// runAudit inside it: cold JIT, cold caches, worker start-up included — what a one-off audit of
+// this sample costs. Each fresh-process figure is the best of `--reps` (default 2) runs.
 //
 // The peer: datatrove is not installable from this machine's package mirror, so its figures are
 // the anchors recorded on this machine class (shared/fixtures/data/RESULTS.md, "sample MB/s"
 // column, 589-doc sample, one process), not measured in this run. Our numbers are from this run.
-import { createWriteStream, readFileSync, statSync } from "node:fs";
+import { createWriteStream, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
@@ -16,15 +22,18 @@ import { fileURLToPath } from "node:url";
 import { spawnSync } from "node:child_process";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
-const E = await import(join(root, "packages/data/dist/engine/index.js"));
 const args = process.argv.slice(2);
 const opt = (name, def) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : def;
 };
+const engineDir = opt("engine", join(root, "packages/data/dist/engine"));
+const E = await import(join(engineDir, "index.js"));
 const corpus = opt("corpus", join(root, "packages/data/test/fixtures/datatrove/corpus_sample.jsonl"));
 const jsonOut = opt("json");
 const rssGb = Number(opt("rss-gb", "0"));
+const baseline = opt("baseline");
+const reps = Number(opt("reps", "2"));
 
 // datatrove 0.10.0 on the 589-doc sample (3.70 MB), one process: RESULTS.md §2 "sample MB/s", §3 stage 1 (3.70 MB / 7.20 s).
 const ANCHOR = {
@@ -85,6 +94,37 @@ for (const threads of [1, 2]) {
   }
 }
 
+// 3. Full pipeline in a fresh process per run (best of `reps`), ours and, with --baseline, an older build, alternating.
+const out2 = await mkdtemp(join(tmpdir(), "nexa-bench-fresh-"));
+const fresh = (dir, threads) => {
+  const script = join(out2, "fresh.mjs");
+  writeFileSync(
+    script,
+    `const E = await import(${JSON.stringify(join(dir, "index.js"))});
+const r = await E.runAudit({ input: ${JSON.stringify(corpus)}, outDir: ${JSON.stringify(join(out2, "o"))}, config: { preset: "fineweb", threads: ${threads} } });
+console.log(JSON.stringify({ wall_ms: r.wall_ms, steps: r.steps.map((s) => ({ name: s.name, docs_in: s.docs_in, time_ms: s.time_ms })) }));`,
+  );
+  const child = spawnSync(process.execPath, [script], { encoding: "utf8", maxBuffer: 1 << 26 });
+  if (child.status !== 0) throw new Error(`fresh run failed: ${child.stderr}`);
+  return JSON.parse(child.stdout.trim().split("\n").at(-1));
+};
+const freshRows = [];
+let stages = null;
+for (const threads of [1, 2]) {
+  const best = { ours: null, baseline: null };
+  for (let k = 0; k < reps; k++) {
+    for (const [who, dir] of [["ours", engineDir], ...(baseline ? [["baseline", baseline]] : [])]) {
+      const r = fresh(dir, threads);
+      if (best[who] === null || r.wall_ms < best[who].wall_ms) best[who] = r;
+    }
+  }
+  if (threads === 1) stages = best.ours;
+  row(`full pipeline, fresh process (pipeline)`, threads, best.ours.wall_ms / 1000, ANCHOR.full_pipeline);
+  freshRows.push({ threads, ours_s: best.ours.wall_ms / 1000, baseline_s: best.baseline ? best.baseline.wall_ms / 1000 : null });
+  if (best.baseline) row(`  same, baseline build ${baseline.split("/").slice(-5, -3).join("/")}`, threads, best.baseline.wall_ms / 1000, ANCHOR.full_pipeline);
+}
+await rm(out2, { recursive: true, force: true });
+
 const load = (() => {
   try {
     return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
@@ -100,6 +140,16 @@ for (const r of rows) {
   console.log(
     [r.what.padEnd(w[0]), String(r.threads).padStart(w[1]), r.seconds.toFixed(2).padStart(w[2]), r.mb_per_s.toFixed(2).padStart(w[3]), r.mb_per_s_per_core.toFixed(2).padStart(w[4]), (r.datatrove_mb_per_s?.toFixed(3) ?? "-").padStart(w[5]), (r.ratio_per_core ? `${r.ratio_per_core.toFixed(1)}x` : "-").padStart(w[6])].join("  "),
   );
+}
+
+// Where the time goes (fresh process, 1 thread): each step's time per document it saw; the rest is
+// JSONL parse and serialise, the spool and pass 2 of MinHash, and report bookkeeping.
+{
+  const steps = stages.steps;
+  const inStep = steps.reduce((a, s) => a + s.time_ms, 0);
+  console.log(`\nfull pipeline, fresh process, 1 thread: ${(stages.wall_ms / 1000).toFixed(2)} s for ${docs.length} docs = ${((stages.wall_ms * 1000) / docs.length).toFixed(0)} µs/doc`);
+  for (const s of steps) console.log(`  ${s.name.padEnd(18)} ${String(s.docs_in).padStart(5)} docs in  ${s.time_ms.toFixed(0).padStart(6)} ms  ${((s.time_ms * 1000) / Math.max(1, s.docs_in)).toFixed(0).padStart(6)} µs/doc seen  ${((s.time_ms * 1000) / docs.length).toFixed(0).padStart(6)} µs per input doc`);
+  console.log(`  ${"outside steps".padEnd(18)} ${"".padStart(14)}  ${(stages.wall_ms - inStep).toFixed(0).padStart(6)} ms  ${"".padStart(13)}  ${(((stages.wall_ms - inStep) * 1000) / docs.length).toFixed(0).padStart(6)} µs per input doc`);
 }
 
 let rss = null;
@@ -130,7 +180,7 @@ if (rssGb > 0) {
 const r = await E.runAudit({ input: ${JSON.stringify(path)}, outDir: ${JSON.stringify(join(out, "big-out"))}, config: { preset: "fineweb", threads: 2 } });
 console.log(JSON.stringify({ docs: r.docs_in, mb: r.bytes_in / 1e6, wall_s: r.wall_ms / 1000, max_rss_mb: process.resourceUsage().maxRSS / 1024 }));`;
   const scriptPath = join(out, "run-big.mjs");
-  (await import("node:fs")).writeFileSync(scriptPath, script);
+  writeFileSync(scriptPath, script);
   const child = spawnSync(process.execPath, [scriptPath], { encoding: "utf8", maxBuffer: 1 << 26 });
   if (child.status !== 0) throw new Error(`big run failed: ${child.stderr}`);
   rss = JSON.parse(child.stdout.trim().split("\n").at(-1));
@@ -138,6 +188,5 @@ console.log(JSON.stringify({ docs: r.docs_in, mb: r.bytes_in / 1e6, wall_s: r.wa
 }
 await rm(out, { recursive: true, force: true });
 if (jsonOut) {
-  const { writeFileSync } = await import("node:fs");
-  writeFileSync(jsonOut, JSON.stringify({ corpus, mb, load, rows, rss }, null, 2));
+  writeFileSync(jsonOut, JSON.stringify({ corpus, mb, load, rows, fresh: freshRows, stages, rss }, null, 2));
 }
