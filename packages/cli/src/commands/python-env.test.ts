@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { workerPython } from "../../../worker/src/handlers/train.js";
 import { ensureRecipePython, missingModules, PythonSetupError } from "./python-env.js";
 
 const hasVenv = spawnSync("python3", ["-c", "import venv, ensurepip"]).status === 0;
@@ -44,6 +45,21 @@ describe.skipIf(!hasVenv)("ensureRecipePython", () => {
 
     const again = await ensureRecipePython({ home, requirements: req, modules: ["iniconfig"], env });
     expect(again).toEqual({ python: first.python, source: "found" });
+
+    // A worker on this NEXA_HOME without NEXA_PYTHON (nexa up after nexa demo) runs recipes with that venv.
+    const saved = { home: process.env.NEXA_HOME, python: process.env.NEXA_PYTHON };
+    try {
+      delete process.env.NEXA_PYTHON;
+      process.env.NEXA_HOME = home;
+      expect(workerPython()).toBe(first.python);
+      process.env.NEXA_HOME = join(dir, "no-venv-here");
+      expect(workerPython()).toBe("python3");
+    } finally {
+      for (const [k, v] of [["NEXA_HOME", saved.home], ["NEXA_PYTHON", saved.python]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   }, 180_000);
 
   test("pip failing is an error with pip's last lines and what to do", async () => {

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { availableParallelism } from "node:os";
+import { availableParallelism, homedir } from "node:os";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,9 +31,15 @@ interface TrainerStatus {
   eval_loss?: number | null;
 }
 
-/** The Python that runs recipes: `NEXA_PYTHON`, else `python3` on the PATH. */
+/**
+ * The Python that runs recipes: `NEXA_PYTHON`; else the venv `nexa demo` sets up
+ * (`$NEXA_HOME/venv`, default `~/.nexa/venv`) when it exists; else `python3` on the PATH.
+ */
 export function workerPython(): string {
-  return process.env.NEXA_PYTHON !== undefined && process.env.NEXA_PYTHON !== "" ? process.env.NEXA_PYTHON : "python3";
+  if (process.env.NEXA_PYTHON !== undefined && process.env.NEXA_PYTHON !== "") return process.env.NEXA_PYTHON;
+  const home = process.env.NEXA_HOME !== undefined && process.env.NEXA_HOME !== "" ? process.env.NEXA_HOME : join(homedir(), ".nexa");
+  const venv = join(home, "venv", "bin", "python");
+  return existsSync(venv) ? venv : "python3";
 }
 
 /**
