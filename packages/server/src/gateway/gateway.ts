@@ -125,7 +125,7 @@ export class Gateway {
         status = end.status;
         errorCode = end.errorCode;
       } else {
-        await this.answer(reply, res, up, trace, payload);
+        await this.answer(reply, res, up, trace, payload, abort.signal);
       }
     } catch (err) {
       const ge = abort.signal.aborted && !(err instanceof GatewayError) ? new GatewayError(499, "client_closed", "the client closed the connection") : err;
@@ -211,12 +211,12 @@ export class Gateway {
   }
 
   /** A whole (non-streamed) answer: read it, take its usage, send it on. */
-  private async answer(reply: FastifyReply, res: Dispatcher.ResponseData, up: Upstream, trace: Trace, payload: string): Promise<void> {
+  private async answer(reply: FastifyReply, res: Dispatcher.ResponseData, up: Upstream, trace: Trace, payload: string, signal: AbortSignal): Promise<void> {
     let buf: Buffer;
     try {
       buf = Buffer.from(await res.body.arrayBuffer());
     } catch (err) {
-      throw this.upstreamFailure(err, up, new AbortController().signal);
+      throw this.upstreamFailure(err, up, signal);
     }
     trace.upstreamMs = performance.now() - trace.upstreamStart;
     const status = res.statusCode;

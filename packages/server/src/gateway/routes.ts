@@ -40,6 +40,9 @@ export const GatewayCompletionRequest = z.looseObject({
   prompt: z.union([z.string(), z.array(z.string()), z.array(z.number().int()), z.array(z.array(z.number().int()))], { error: "prompt is required: a string, a list of strings, or token ids" }),
 });
 
+/** The summary is computed over at most this many of the most recent matching records. */
+const SUMMARY_ROWS = 200_000;
+
 const ModelList = z.object({ object: z.literal("list"), data: z.array(z.object({ id: z.string(), object: z.literal("model"), created: z.number(), owned_by: z.string() })) });
 
 function routeName(params: Record<string, string>): string {
@@ -194,7 +197,7 @@ export function gatewayRoutes(gw: Gateway): RouteGroup {
           }));
           return { view: "requests", items };
         }
-        const rows = await q.select(["route", "variant", "status", "latency_ms", "tokens_in", "tokens_out"]).execute();
+        const rows = await q.select(["route", "variant", "status", "latency_ms", "tokens_in", "tokens_out"]).orderBy("ts", "desc").limit(SUMMARY_ROWS).execute();
         return { view: "summary", summary: summarise(rows) };
       },
     });
