@@ -366,6 +366,24 @@ describe.each(BACKENDS)("gateway on $name", (backend) => {
     expect(byProject.rows.find((r) => r.key === "proj-gw")!.tokens_in).toBeGreaterThanOrEqual(tokensIn);
   }, 180_000);
 
+  test.skipIf(skip)("without a user id, or on a route with sticky off, assignment is weighted at random", async () => {
+    await http(url, "PUT", "/v1/gateway/routes/rnd", { key: admin, body: { targets: [{ deployment: "dep-a", weight: 3 }, { deployment: "dep-b", weight: 1 }], sticky: false } });
+    await http(url, "PUT", "/v1/gateway/routes/rnd-sticky", { key: admin, body: { targets: [{ deployment: "dep-a", weight: 3 }, { deployment: "dep-b", weight: 1 }] } });
+    const share = async (model: string, user: string | undefined) => {
+      let a = 0;
+      for (let i = 0; i < 400; i += 20) {
+        const got = await Promise.all(Array.from({ length: 20 }, () => gw("chat/completions", chat(model, user === undefined ? {} : { user }))));
+        a += got.filter((r) => r.headers.get("x-nexa-variant") === "dep-a").length;
+      }
+      return a / 400;
+    };
+    // 400 draws at 3:1: the share of dep-a is 0.75 ± 0.022 (one standard deviation).
+    expect(Math.abs((await share("rnd", "same-user")) - 0.75)).toBeLessThan(0.1);
+    expect(Math.abs((await share("rnd-sticky", undefined)) - 0.75)).toBeLessThan(0.1);
+    // While on a sticky route one user id always gets one variant.
+    expect([0, 1]).toContain(await share("rnd-sticky", "same-user"));
+  });
+
   test.skipIf(skip)("every request is recorded, failures included; a bad query names its field", async () => {
     const recs = await http(url, "GET", "/v1/gateway/requests?view=requests&route=no-such-model", { key: admin });
     expect(recs.json.items.length).toBeGreaterThanOrEqual(1);
