@@ -50,6 +50,15 @@ async function deadPort(): Promise<number> {
   return port;
 }
 
+/** A deployment row as the deployments registry writes it (the gateway only reads them). */
+async function insertDeployment(t: TestServer, orgId: string, project: string, name: string, url: string | null, status: string): Promise<void> {
+  const now = Date.now();
+  await t.server.ctx.db
+    .insertInto("deployments")
+    .values({ id: newId("dep"), org_id: orgId, project, name, job_id: newId("job"), submission: "{}", worker_id: null, url, backend: "torch", status, restarts: 0, error: null, created_at: now, updated_at: now, stopped_at: null })
+    .execute();
+}
+
 const chat = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: "user", content: "hello gateway" }], ...extra });
 
 describe.each(BACKENDS)("gateway on $name", (backend) => {
@@ -63,13 +72,7 @@ describe.each(BACKENDS)("gateway on $name", (backend) => {
   let provider: StandInServer;
   const rootOf = (s: StandInServer) => s.url.replace(/\/v1$/, "");
 
-  async function addDeployment(name: string, depUrl: string | null, status = "healthy"): Promise<void> {
-    const now = Date.now();
-    await t.server.ctx.db
-      .insertInto("deployments")
-      .values({ id: newId("dep"), org_id: orgId, project: "proj-gw", name, job_id: newId("job"), submission: "{}", worker_id: null, url: depUrl, backend: "torch", status, restarts: 0, error: null, created_at: now, updated_at: now, stopped_at: null })
-      .execute();
-  }
+  const addDeployment = (name: string, depUrl: string | null, status = "healthy") => insertDeployment(t, orgId, "proj-gw", name, depUrl, status);
   const gw = (path: string, body: unknown, opts: { key?: string; headers?: Record<string, string>; timeoutMs?: number } = {}) =>
     http(url, "POST", `/v1/gateway/${path}`, { key: opts.key ?? admin, body, ...(opts.headers ? { headers: opts.headers } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
   const isOpenAIError = (j: any, code: string) => typeof j?.error?.message === "string" && typeof j?.error?.type === "string" && j?.error?.code === code;
@@ -403,11 +406,7 @@ describe.each(BACKENDS)("gateway on $name", (backend) => {
     const t2 = await startTestServer(backend, { gateway: { flushIntervalMs: 600_000 } });
     try {
       const org = (await t2.server.ctx.db.selectFrom("orgs").select("id").where("name", "=", "default").executeTakeFirstOrThrow()).id;
-      const now = Date.now();
-      await t2.server.ctx.db
-        .insertInto("deployments")
-        .values({ id: newId("dep"), org_id: org, project: "p", name: "dep-a", job_id: newId("job"), submission: "{}", worker_id: null, url: rootOf(upA), backend: "torch", status: "healthy", restarts: 0, error: null, created_at: now, updated_at: now, stopped_at: null })
-        .execute();
+      await insertDeployment(t2, org, "p", "dep-a", rootOf(upA), "healthy");
       const res = await http(t2.server.url, "POST", "/v1/gateway/chat/completions", { key: t2.server.adminKey!, body: chat("dep-a", { user: "last-one" }) });
       expect(res.status).toBe(200);
       await t2.server.close();
