@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { get_encoding } from "tiktoken";
 import { describe, expect, it } from "vitest";
 import { TiktokenBpe } from "../../src/tokenize/tiktoken-bpe.js";
@@ -36,6 +38,18 @@ describe.each(["cl100k_base", "o200k_base"] as const)("TiktokenBpe %s equals Ope
   it("a second pass (merge cache filled) gives the same ids", () => {
     for (const t of HARD) expectSame(t);
     for (const d of corpus.slice(0, 20)) if (!/[\u0085\ufeff]/.test(d.text)) expectSame(d.text);
+  });
+});
+
+describe("TiktokenBpe with a pattern that leaves characters unmatched", () => {
+  it("skips them, as tiktoken's find_iter does", () => {
+    const path = createRequire(import.meta.url).resolve("tiktoken/encoders/cl100k_base.json");
+    const ranks = (JSON.parse(readFileSync(path, "utf8")) as { bpe_ranks: string }).bpe_ranks;
+    const lettersOnly = new TiktokenBpe(ranks, String.raw`\p{L}+`);
+    const ref = get_encoding("cl100k_base");
+    const ids = (t: string) => Array.from(ref.encode_ordinary(t));
+    expect(lettersOnly.encodeOrdinary("hello, world!! 42 again")).toEqual([...ids("hello"), ...ids("world"), ...ids("again")]);
+    expect(lettersOnly.encodeOrdinary("123 ...")).toEqual([]);
   });
 });
 
