@@ -42,6 +42,8 @@ export interface DemoOptions {
   pythonHome?: string;
   /** The temporary instance's database (`postgres://…` runs it on PostgreSQL). @default SQLite in its folder */
   databaseUrl?: string;
+  /** Aborting stops the run and the instance (Ctrl-C); `runDemo` then rejects. */
+  signal?: AbortSignal;
 }
 
 /** What the tiny-gpt run produced, read back from the control plane. */
@@ -131,14 +133,23 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     else process.env.NEXA_PYTHON = savedPython;
   };
   let result: { ok: boolean; run: WorkflowRun; tinyGpt?: TinyGptSummary };
+  const running = example === "tiny-gpt" ? runTinyGpt(client, stage, { steps: options.steps, python: python! }) : runQuickstart(client, stage, builtinHandlers.audit !== undefined);
+  // After an abort the run is left to fail against the stopped instance; that failure is not news.
+  running.catch(() => {});
+  const signal = options.signal;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new Error(`nexa demo stopped: ${String(signal?.reason ?? "aborted")}`));
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+  });
   try {
-    result =
-      example === "tiny-gpt"
-        ? await runTinyGpt(client, stage, { steps: options.steps, python: python! })
-        : await runQuickstart(client, stage, builtinHandlers.audit !== undefined);
+    result = await Promise.race([running, aborted]);
   } catch (err) {
     await stop();
     throw err;
+  } finally {
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
   if (!options.keep) await stop();
   return { ...result, example, home, url: server.url, apiKey: server.adminKey!, stop };
@@ -326,15 +337,28 @@ export function registerDemoCommand(program: Command): void {
       const steps = flags.steps === undefined ? undefined : Number(flags.steps);
       if (steps !== undefined && (!Number.isInteger(steps) || steps < 1)) throw new Error(`--steps: expected a positive whole number, got ${JSON.stringify(flags.steps)}`);
       let r: DemoResult;
+      // Ctrl-C during the run stops the instance and removes its folder before exiting.
+      const interrupt = new AbortController();
+      const onSigint = () => {
+        process.stderr.write("\nstopping the demo instance…\n");
+        interrupt.abort("interrupted");
+      };
+      process.once("SIGINT", onSigint);
       try {
-        r = await runDemo({ example: name as DemoExample, keep: flags.keep === true, ...(steps !== undefined ? { steps } : {}) });
+        r = await runDemo({ example: name as DemoExample, keep: flags.keep === true, signal: interrupt.signal, ...(steps !== undefined ? { steps } : {}) });
       } catch (err) {
+        if (interrupt.signal.aborted) {
+          process.exitCode = 130;
+          return;
+        }
         if (err instanceof PythonSetupError) {
           process.stderr.write(pc.red(`nexa demo: ${err.message}\n`));
           process.exitCode = 1;
           return;
         }
         throw err;
+      } finally {
+        process.off("SIGINT", onSigint);
       }
       if (flags.json) printJson({ ok: r.ok, example: r.example, home: r.home, ...(r.tinyGpt ? { tiny_gpt: r.tinyGpt } : {}), run: r.run });
       else {
