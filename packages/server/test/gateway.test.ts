@@ -172,6 +172,38 @@ describe.each(BACKENDS)("gateway on $name", (backend) => {
     expect(rec.tokens_in).toBeGreaterThan(0);
   });
 
+  test.skipIf(skip)("a stream is passed on as it arrives, not after the upstream has finished", async () => {
+    // An upstream that sends one event, waits until the client has seen it, then finishes.
+    let release: () => void = () => {};
+    const released = new Promise<void>((r) => (release = r));
+    const slow = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: "first" } }] })}\n\n`);
+      void released.then(() => res.end(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: " last" } }] })}\n\ndata: [DONE]\n\n`));
+    });
+    await new Promise<void>((r) => slow.listen(0, "127.0.0.1", () => r()));
+    try {
+      await addDeployment("dep-slow-stream", `http://127.0.0.1:${(slow.address() as AddressInfo).port}`);
+      const res = await fetch(`${url}/v1/gateway/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: JSON.stringify(chat("dep-slow-stream", { stream: true })) });
+      const reader = res.body!.getReader();
+      let first = "";
+      while (!first.includes('"first"')) first += new TextDecoder().decode((await reader.read()).value);
+      expect(first).not.toContain("last");
+      release();
+      let rest = "";
+      for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
+      expect(rest).toContain('" last"');
+      expect(rest).toContain("[DONE]");
+      // No usage block upstream: the record counts one token per content delta.
+      const recs = await http(url, "GET", "/v1/gateway/requests?view=requests&route=dep-slow-stream", { key: admin });
+      expect(recs.json.items[0]).toMatchObject({ status: 200, stream: true, tokens_out: 2 });
+    } finally {
+      slow.closeAllConnections();
+      await new Promise<void>((r) => slow.close(() => r()));
+    }
+  });
+
   test.skipIf(skip)("unknown model 404 and bad bodies 422, both OpenAI-style naming the field", async () => {
     const res = await gw("chat/completions", chat("no-such-model"));
     expect(res.status).toBe(404);
