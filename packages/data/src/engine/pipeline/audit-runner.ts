@@ -54,7 +54,8 @@ function utf8Bytes(s: string): number {
 /**
  * Stream a dataset through the pipeline and write `kept.jsonl`, `removed.jsonl` (each removed
  * record gains `filter` and `reason`) and `report.json`. Per-document steps run on
- * `config.threads` worker threads; decisions and output order do not depend on the thread count.
+ * `config.threads` threads (this one and `threads - 1` workers); decisions and output order do not
+ * depend on the thread count.
  * A MinHash step splits the run in two passes: survivors are spooled to a temporary file, their
  * ids to another, and their signatures go to a {@link SpillingMinHashIndex} that spills sorted
  * band runs to disk past `memory_mb`, so memory stays bounded whatever the corpus size.
