@@ -112,7 +112,7 @@ function auditOptions(cmd: Command): Command {
     .option("--text-field <name>", "field holding the text (default text)")
     .option("--id-field <name>", "field holding the id (default id)")
     .addOption(new Option("--on-error <mode>", "bad records: fail the run or skip and count them (default fail)").choices(["fail", "skip"]))
-    .option("--threads <n>", "worker threads for the per-document steps (default 1)", int("--threads", 1))
+    .option("--threads <n>", "threads for the per-document steps: this one and n-1 workers (default 1)", int("--threads", 1))
     .option("--json", "print the report as JSON");
 }
 
