@@ -8,6 +8,7 @@
 //   npx tsc -b packages/llm && node bench/llm/bench-llm.mjs [--duration 3] [--reps 2] [--concurrency 1,64,256] [--json OUT]
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import OpenAI from "openai";
@@ -142,6 +143,8 @@ async function measureFor(concurrency, send, ms) {
   return { rps: done / ((performance.now() - t0) / 1000) };
 }
 
+const load = () => loadavg().map((x) => x.toFixed(2)).join(" ");
+console.log(`${new Date().toISOString()}  load average ${load()} (${cpus().length} CPUs)`);
 const results = [];
 for (const c of LEVELS) {
   const best = {};
@@ -183,5 +186,6 @@ if (c1) {
     `per-request client overhead at c=1 (latency added over a bare undici request): ours ${c1.ours_added_latency_us.toFixed(0)} µs, openai ${c1.peer_added_latency_us.toFixed(0)} µs`,
   );
 }
+console.log(`${new Date().toISOString()}  load average ${load()}`);
 if (args.json) writeFileSync(args.json, JSON.stringify({ duration_s: DURATION_MS / 1000, reps: REPS, results }, null, 2));
 stop();
