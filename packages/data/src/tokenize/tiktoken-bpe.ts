@@ -16,6 +16,92 @@ export const TIKTOKEN_SPLIT_PATTERNS = {
     String.raw`|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
 } as const;
 
+/** ASCII character kinds for {@link o200kAsciiEnd}; 0 is "not ASCII". */
+const UPPER_K = 1;
+const LOWER_K = 2;
+const DIGIT_K = 3;
+const CRLF_K = 4;
+const SPACE_K = 5;
+const PUNCT_K = 6;
+const ASCII_KIND = new Uint8Array(128).map((_, c) =>
+  c >= 65 && c <= 90 ? UPPER_K : c >= 97 && c <= 122 ? LOWER_K : c >= 48 && c <= 57 ? DIGIT_K : c === 10 || c === 13 ? CRLF_K : c === 9 || c === 11 || c === 12 || c === 32 ? SPACE_K : PUNCT_K,
+);
+
+function kindAt(text: string, i: number): number {
+  const c = text.charCodeAt(i);
+  return c < 128 ? ASCII_KIND[c]! : 0;
+}
+
+/** Length of an o200k contraction suffix (`'s`, `'ll`, `'VE`, …) at `j`, else 0. */
+function contraction(text: string, j: number): number {
+  if (text.charCodeAt(j) !== 39) return 0;
+  const a = text.charCodeAt(j + 1) | 0x20;
+  if (a === 115 || a === 100 || a === 109 || a === 116) return 2; // s d m t
+  const b = text.charCodeAt(j + 2) | 0x20;
+  if ((a === 108 && b === 108) || (a === 118 && b === 101) || (a === 114 && b === 101)) return 3; // ll ve re
+  return 0;
+}
+
+/**
+ * The end of the o200k_base piece that starts at `p`, decided from ASCII characters alone, or -1 when a
+ * non-ASCII character could change it (the regex then decides). Follows the pattern's alternatives in order:
+ * `[^\r\n\p{L}\p{N}]?` + upper* lower+ or upper+ lower* (+ contraction); `\p{N}{1,3}`;
+ * ` ?[^\s\p{L}\p{N}]+[\r\n/]*`; `\s*[\r\n]+`; `\s+(?!\S)`; `\s+`.
+ */
+export function o200kAsciiEnd(text: string, p: number): number {
+  const len = text.length;
+  const k = kindAt(text, p);
+  if (k === 0) return -1;
+  const next = p + 1 < len ? kindAt(text, p + 1) : -1;
+  // Letters, with one optional leading character that is not CR/LF, a letter or a digit.
+  let q = -1;
+  if (k === UPPER_K || k === LOWER_K) q = p;
+  else if (k === SPACE_K || k === PUNCT_K) {
+    if (next === 0) return -1;
+    if (next === UPPER_K || next === LOWER_K) q = p + 1;
+  }
+  if (q >= 0) {
+    let i = q;
+    while (i < len && kindAt(text, i) === UPPER_K) i++;
+    while (i < len && kindAt(text, i) === LOWER_K) i++;
+    if (i < len && kindAt(text, i) === 0) return -1;
+    return i + contraction(text, i);
+  }
+  if (k === DIGIT_K) {
+    let i = p + 1;
+    while (i < len && i < p + 3 && kindAt(text, i) === DIGIT_K) i++;
+    if (i < p + 3 && i < len && kindAt(text, i) === 0) return -1;
+    return i;
+  }
+  // Punctuation, with one optional leading space, then CR/LF and '/'.
+  let s = -1;
+  if (k === PUNCT_K) s = p;
+  else if (text.charCodeAt(p) === 32) {
+    if (next === 0) return -1;
+    if (next === PUNCT_K) s = p + 1;
+  }
+  if (s >= 0) {
+    let i = s;
+    while (i < len && kindAt(text, i) === PUNCT_K) i++;
+    if (i < len && kindAt(text, i) === 0) return -1;
+    for (let c = text.charCodeAt(i); c === 10 || c === 13 || c === 47; c = text.charCodeAt(++i));
+    return i;
+  }
+  // Whitespace: up to its last CR/LF; else all of it at the end of the text, all but its last character
+  // before anything else, or the one character.
+  let r = p;
+  let lastCrLf = -1;
+  for (; r < len; r++) {
+    const kr = kindAt(text, r);
+    if (kr === CRLF_K) lastCrLf = r;
+    else if (kr !== SPACE_K) break;
+  }
+  if (r < len && kindAt(text, r) === 0) return -1;
+  if (lastCrLf >= 0) return lastCrLf + 1;
+  if (r === len || r - p === 1) return r;
+  return r - 1;
+}
+
 const NO_RANK = 0x7fffffff;
 const MERGE_CACHE_SIZE = 50_000;
 const FNV_OFFSET = 0x811c9dc5;
@@ -55,8 +141,13 @@ export class TiktokenBpe {
    * @param ranks the tiktoken `bpe_ranks` text of the npm `tiktoken` package's encoder JSON
    *   (`"! <offset> <base64> <base64> …"`: ids from the offset upward)
    * @param pattern the split pattern in JavaScript syntax
+   * @param asciiEnd the pattern's piece end from ASCII characters alone, or -1 (e.g. {@link o200kAsciiEnd})
    */
-  constructor(ranks: string, pattern: string) {
+  constructor(
+    ranks: string,
+    pattern: string,
+    private readonly asciiEnd?: (text: string, p: number) => number,
+  ) {
     this.regex = new RegExp(pattern, "gu");
     this.sticky = new RegExp(pattern, "uy");
     const fields = ranks.split(/[ \n]/);
@@ -105,26 +196,31 @@ export class TiktokenBpe {
   static load(name: keyof typeof TIKTOKEN_SPLIT_PATTERNS): TiktokenBpe {
     const path = createRequire(import.meta.url).resolve(`tiktoken/encoders/${name}.json`);
     const json = JSON.parse(readFileSync(path, "utf8")) as { bpe_ranks: string };
-    return new TiktokenBpe(json.bpe_ranks, TIKTOKEN_SPLIT_PATTERNS[name]);
+    return new TiktokenBpe(json.bpe_ranks, TIKTOKEN_SPLIT_PATTERNS[name], name === "o200k_base" ? o200kAsciiEnd : undefined);
   }
 
   /** Ids of `text` with no special-token parsing (tiktoken's `encode_ordinary`). */
   encodeOrdinary(text: string): number[] {
     const out: number[] = [];
     const re = this.sticky;
-    re.lastIndex = 0;
+    const asciiEnd = this.asciiEnd;
     let start = 0;
     while (start < text.length) {
-      if (!re.test(text)) {
-        // Both patterns match every character, so this is a safeguard: continue at the next match.
-        const g = this.regex;
-        g.lastIndex = start;
-        const m = g.exec(text);
-        if (m === null) break;
-        start = re.lastIndex = m.index;
-        continue;
+      // Most pieces are ASCII: a hand-written scanner finds their end faster than the regex.
+      let stop = asciiEnd ? asciiEnd(text, start) : -1;
+      if (stop < 0) {
+        re.lastIndex = start;
+        if (!re.test(text)) {
+          // Both patterns match every character, so this is a safeguard: continue at the next match.
+          const g = this.regex;
+          g.lastIndex = start;
+          const m = g.exec(text);
+          if (m === null) break;
+          start = m.index;
+          continue;
+        }
+        stop = re.lastIndex;
       }
-      const stop = re.lastIndex;
       // UTF-8 of text[start, stop) into buf, hashing as we go (lone surrogates become U+FFFD, as TextEncoder does).
       if (this.buf.length < (stop - start) * 3) this.grow((stop - start) * 3);
       const buf = this.buf;

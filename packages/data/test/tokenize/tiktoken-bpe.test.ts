@@ -20,6 +20,18 @@ const HARD = [
   "don't I'LL we'Re they've SHE'D it's Ve 'll",
   "<|endoftext|> <|fim_prefix|> are ordinary text here",
   "ZmFrZSBiYXNlNjQgYmxvYiB0aGF0IGlzIG5vdCBhIHdvcmQgYXQgYWxsIGFuZCBrZWVwcyBnb2luZyBvbiBhbmQgb24=",
+  // ASCII edge cases of o200k's hand-written scanner, each also followed by non-ASCII text.
+  ...[
+    "  ... ((hello \t(x I'LL don't we'Re they've SHE'D it's 'sup ab12cd 1234567 a  1 x\n\n  y trailing  ",
+    ".\n/ ./\r\n// - \u000b\f\tz \u001c\u007fq HELLOworld helloWorld ABc a'b a'llx O'Neil",
+    "end with space ",
+    "end with newline\n",
+    "end with spaces and newline \n  ",
+    "12",
+    "(",
+    " ",
+    "x",
+  ].flatMap((t) => [t, `${t}é`, `${t}\u00a0x`, `${t}\u2026`, `${t}\u00b2`, `${t}\ud83d\ude00`, `é${t}`]),
 ];
 
 describe.each(["cl100k_base", "o200k_base"] as const)("TiktokenBpe %s equals OpenAI's tiktoken (WASM build)", (name) => {
