@@ -88,10 +88,16 @@ describe("audit handler", () => {
 
   it("stops promptly on abort and leaves no outputs", async () => {
     const dir = await mkdtemp(join(tmpdir(), "nexa-audit-abort-"));
-    await writeFile(join(dir, "d.jsonl"), Array.from({ length: 4000 }, (_, i) => JSON.stringify({ id: i, text: `Sentence ${i} about the cat and the dog. `.repeat(8) })).join("\n"));
+    await writeFile(join(dir, "d.jsonl"), Array.from({ length: 20_000 }, (_, i) => JSON.stringify({ id: i, text: `Sentence ${i} about the cat and the dog. `.repeat(8) })).join("\n"));
     const ac = new AbortController();
     const h = await harness({ dataset: DIGEST, steps: ["gopher_quality", "minhash"] }, join(dir, "d.jsonl"), ac.signal);
-    setTimeout(() => ac.abort(new Error("cancel requested")), 200);
+    // Abort at the engine's first progress report, i.e. mid-run: a timer raced the engine, which
+    // got fast enough to finish 4,000 documents before it fired.
+    const metric = h.ctx.metric;
+    h.ctx.metric = (name, step, value) => {
+      metric(name, step, value);
+      if (name === "docs_read" && !ac.signal.aborted) ac.abort(new Error("cancel requested"));
+    };
     const t0 = Date.now();
     const e = (await auditHandler(h.ctx).catch((x: unknown) => x)) as JobFailure;
     expect(e.code).toBe("canceled");
