@@ -695,21 +695,19 @@ export class Queue {
       if (Number(ended.numUpdatedRows) === 0) throw new ForgeError("lease_lost", `lease ${leaseId} is no longer held`);
       const terminal = isTerminal(status);
       const keepOutputs = body.outputs !== undefined && Object.keys(body.outputs).length > 0;
-      await trx
-        .updateTable("jobs")
-        .set({
-          status,
-          lease_id: null,
-          worker_id: terminal ? job.worker_id : null,
-          finished_at: terminal ? now : null,
-          run_after: runAfter,
-          failures,
-          usage: JSON.stringify(total),
-          error: body.error === null ? null : JSON.stringify(body.error),
-          ...(keepOutputs || outcome === "succeeded" ? { outputs: JSON.stringify(body.outputs ?? {}) } : {}),
-        })
-        .where("id", "=", job.id)
-        .execute();
+      // One set of changes, written and returned as the job's new row.
+      const changes = {
+        status,
+        lease_id: null,
+        worker_id: terminal ? job.worker_id : null,
+        finished_at: terminal ? now : null,
+        run_after: runAfter,
+        failures,
+        usage: JSON.stringify(total),
+        error: body.error === null ? null : JSON.stringify(body.error),
+        ...(keepOutputs || outcome === "succeeded" ? { outputs: JSON.stringify(body.outputs ?? {}) } : {}),
+      };
+      await trx.updateTable("jobs").set(changes).where("id", "=", job.id).execute();
       await trx
         .insertInto("usage_records")
         .values({
@@ -734,18 +732,7 @@ export class Queue {
         .insertInto("job_events")
         .values({ job_id: job.id, org_id: orgId, ts: now, type: evType, status, attempt: a.attempt, data: body.error === null ? null : JSON.stringify({ error: body.error }) })
         .execute();
-      const updated: JobsTable = {
-        ...job,
-        status,
-        lease_id: null,
-        worker_id: terminal ? job.worker_id : null,
-        finished_at: terminal ? now : null,
-        run_after: runAfter,
-        failures,
-        usage: JSON.stringify(total),
-        error: body.error === null ? null : JSON.stringify(body.error),
-        ...(keepOutputs || outcome === "succeeded" ? { outputs: JSON.stringify(body.outputs ?? {}) } : {}),
-      };
+      const updated: JobsTable = { ...job, ...changes };
       return { row: updated, requeued: status === "queued" };
     });
     this.afterTransition(orgId, row, requeued);

@@ -29,6 +29,45 @@ export function processEnv(ctx: HandlerContext, specEnv: Record<string, string> 
   return env;
 }
 
+/** What a handler that runs a process sets up around it (see {@link processIo}). */
+export interface ProcessIo {
+  /** `NEXA_METRICS_FILE` of the process. */
+  metricsFile: string;
+  /** The last output lines, quoted in the error when the process fails. */
+  tail: string[];
+  /** Ships a line to the job's log and keeps it in {@link tail}. */
+  onLine: (stream: "stdout" | "stderr", line: string) => void;
+  /** Uploads complete checkpoints (keep-last-k); null when the worker has no cache. */
+  uploader: CheckpointUploader | null;
+}
+
+/**
+ * The metrics file, the output tail and the checkpoint uploader of a process run under the job
+ * contract (`command`, `train`). Lines for which `untracked` is true are logged but kept out of the tail.
+ */
+export async function processIo(ctx: HandlerContext, o: { keepLast: number; tailLines: number; untracked?: (line: string) => boolean }): Promise<ProcessIo> {
+  const metricsFile = ctx.metricsFile ?? join(ctx.workdir, "metrics.jsonl");
+  const tail: string[] = [];
+  const onLine = (stream: "stdout" | "stderr", line: string) => {
+    ctx.log(line, stream);
+    if (o.untracked?.(line) === true) return;
+    tail.push(line);
+    if (tail.length > o.tailLines) tail.shift();
+  };
+  const uploader = ctx.cache
+    ? await CheckpointUploader.start({
+        api: ctx.api,
+        cache: ctx.cache,
+        job: ctx.job,
+        dir: ctx.checkpointDir,
+        scratchDir: join(ctx.workdir, ".scratch"),
+        keepLast: o.keepLast,
+        log: (l) => ctx.log(l, "system"),
+      })
+    : null;
+  return { metricsFile, tail, onLine, uploader };
+}
+
 /**
  * The `command` handler: runs `spec.argv` under the process contract — inputs materialised
  * read-only, outputs folder, metrics file, checkpoints uploaded when marked `COMPLETE` (keeping
@@ -67,25 +106,7 @@ async function runCommand(ctx: HandlerContext): Promise<HandlerResult> {
   }
   if (ctx.signal.aborted) throw stopped(String(ctx.signal.reason));
 
-  const metricsFile = ctx.metricsFile ?? join(ctx.workdir, "metrics.jsonl");
-  const tail: string[] = [];
-  const onLine = (stream: "stdout" | "stderr", line: string) => {
-    ctx.log(line, stream);
-    tail.push(line);
-    if (tail.length > TAIL_LINES) tail.shift();
-  };
-
-  const uploader = ctx.cache
-    ? await CheckpointUploader.start({
-        api: ctx.api,
-        cache: ctx.cache,
-        job: ctx.job,
-        dir: ctx.checkpointDir,
-        scratchDir: join(ctx.workdir, ".scratch"),
-        keepLast: spec.checkpoint?.keep_last ?? 2,
-        log: (l) => ctx.log(l, "system"),
-      })
-    : null;
+  const { metricsFile, tail, onLine, uploader } = await processIo(ctx, { keepLast: spec.checkpoint?.keep_last ?? 2, tailLines: TAIL_LINES });
 
   let exit: ProcessExit;
   let guardrail = false;

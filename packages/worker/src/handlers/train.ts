@@ -7,10 +7,9 @@ import { fileURLToPath } from "node:url";
 import * as tar from "tar";
 import { DEFAULT_PRICES, gpuHourPrice, TrainSpec, type Limits, type PriceTable } from "@nexa/core";
 import { packDataset, TokenizeError, TIKTOKEN_ENCODINGS, type PackManifest } from "@nexa/data";
-import { CheckpointUploader } from "../checkpoints.js";
 import { JobFailure, type Handler, type HandlerContext, type HandlerResult } from "../handler.js";
 import { ProcessSupervisor, type ProcessExit } from "../supervisor.js";
-import { processEnv } from "./command.js";
+import { processEnv, processIo } from "./command.js";
 
 /** Log lines quoted in a trainer failure message. */
 const TAIL_LINES = 30;
@@ -68,7 +67,7 @@ export function recipesDir(): string {
  * - `axolotl`: writes `axolotl.yaml` from the spec and runs `accelerate launch -m axolotl.cli.train`;
  * - `command`: `spec.argv` under the process contract, with `NEXA_PACKED_DIR` and `NEXA_TRAIN_CONFIG`.
  *
- * Checkpoints go through the same {@link CheckpointUploader} as `command` jobs; the runtime
+ * Checkpoints go through the same uploader as `command` jobs ({@link processIo}); the runtime
  * restores the newest before the attempt. The model folder the trainer leaves in
  * `$NEXA_OUTPUTS_DIR/model/` becomes one `model.tar` output (kind `model`).
  *
@@ -301,25 +300,7 @@ export function attemptCostUsd(wallS: number, gpuNames: readonly string[], price
 }
 
 async function superviseTrainer(ctx: HandlerContext, spec: TrainSpec, argv: string[], extraEnv: Record<string, string>): Promise<TrainerRun> {
-  const metricsFile = ctx.metricsFile ?? join(ctx.workdir, "metrics.jsonl");
-  const tail: string[] = [];
-  const onLine = (stream: "stdout" | "stderr", line: string) => {
-    ctx.log(line, stream);
-    if (line.startsWith(STATUS_PREFIX)) return;
-    tail.push(line);
-    if (tail.length > TAIL_LINES) tail.shift();
-  };
-  const uploader = ctx.cache
-    ? await CheckpointUploader.start({
-        api: ctx.api,
-        cache: ctx.cache,
-        job: ctx.job,
-        dir: ctx.checkpointDir,
-        scratchDir: join(ctx.workdir, ".scratch"),
-        keepLast: spec.checkpoint?.keep_last ?? 2,
-        log: (l) => ctx.log(l, "system"),
-      })
-    : null;
+  const { metricsFile, tail, onLine, uploader } = await processIo(ctx, { keepLast: spec.checkpoint?.keep_last ?? 2, tailLines: TAIL_LINES, untracked: (line) => line.startsWith(STATUS_PREFIX) });
 
   const limits = ctx.job.limits;
   let guardrail: TrainerRun["guardrail"] = null;
