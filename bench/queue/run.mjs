@@ -197,9 +197,11 @@ async function latency(backend) {
         await call("POST", `/v1/leases/${res.json.lease.id}/complete`, {});
       }
     })();
+    // Let the worker's first long-poll reach the server, so every sample measures an idle, waiting worker.
     await sleep(1000);
     const lat = [];
     for (let i = 0; i < SAMPLES; i++) {
+      // Spaced submissions (20–70 ms apart): each one finds the worker idle in its long-poll again.
       await sleep(20 + Math.random() * 50);
       const got = new Promise((r) => started.set(i, r));
       const t0 = performance.now();

@@ -1,18 +1,10 @@
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { BACKENDS, CPU_WORKER, createOrg, http, postgresAvailable, startTestServer, type TestServer } from "./helpers.js";
+import { describe, expect, test } from "vitest";
+import { BACKENDS, serverForSuite, CPU_WORKER, createOrg, http, postgresAvailable } from "./helpers.js";
 
 const HAVE_PG = await postgresAvailable();
 
 describe.each(BACKENDS)("batch complete on $name", (backend) => {
-  const skip = backend.name === "postgres" && !HAVE_PG;
-  let t: TestServer;
-  beforeAll(async () => {
-    if (skip) return;
-    t = await startTestServer(backend);
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const { skip, t } = serverForSuite(backend, HAVE_PG);
 
   test.skipIf(skip)("finishes each live lease; stale, unknown, repeated and foreign leases get their own error", async () => {
     const { client } = t;

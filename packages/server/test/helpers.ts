@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { afterAll, beforeAll } from "vitest";
 import { ForgeClient } from "@nexa/sdk";
 import { startServer, type RunningServer, type ServerOptions } from "@nexa/server";
 
@@ -105,6 +106,23 @@ export async function startTestServer(backend: TestBackend, options: ServerOptio
       await env.cleanup();
     },
   };
+}
+
+/**
+ * The server of one backend's `describe` block: started before its tests and closed after them.
+ * `skip` is true (and nothing starts) for PostgreSQL when no server answers; `t` is filled in
+ * before the first test runs.
+ */
+export function serverForSuite(backend: TestBackend, havePg: boolean, options: ServerOptions = {}): { skip: boolean; t: TestServer } {
+  const skip = backend.name === "postgres" && !havePg;
+  const t = {} as TestServer;
+  beforeAll(async () => {
+    if (!skip) Object.assign(t, await startTestServer(backend, options));
+  });
+  afterAll(async () => {
+    await t.close?.();
+  });
+  return { skip, t };
 }
 
 /** A CPU-only worker capability set. */

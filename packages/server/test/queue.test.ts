@@ -1,22 +1,14 @@
 import { ForgeError, type Claim } from "@nexa/core";
 import { ForgeClient } from "@nexa/sdk";
 import { startServer } from "@nexa/server";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { BACKENDS, CPU_WORKER, postgresAvailable, startTestServer, type TestServer } from "./helpers.js";
+import { describe, expect, test } from "vitest";
+import { BACKENDS, serverForSuite, CPU_WORKER, postgresAvailable, startTestServer } from "./helpers.js";
 
 const HAVE_PG = await postgresAvailable();
 
 // The same store-and-queue suite runs against every backend.
 describe.each(BACKENDS)("queue on $name", (backend) => {
-  const skip = backend.name === "postgres" && !HAVE_PG;
-  let t: TestServer;
-  beforeAll(async () => {
-    if (skip) return;
-    t = await startTestServer(backend);
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const { skip, t } = serverForSuite(backend, HAVE_PG);
 
   test.skipIf(skip)("32 concurrent claimers over 2,000 jobs never double-claim", async () => {
     const { client } = t;

@@ -2,7 +2,7 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { MIGRATION_NAMES, migrate, openBackend, ROUTES, startServer } from "@nexa/server";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { BACKENDS, CPU_WORKER, http, postgresAvailable, startTestServer, type TestServer } from "./helpers.js";
+import { BACKENDS, serverForSuite, CPU_WORKER, http, postgresAvailable, startTestServer, type TestServer } from "./helpers.js";
 
 const HAVE_PG = await postgresAvailable();
 
@@ -58,15 +58,7 @@ describe("OpenAPI document", () => {
 });
 
 describe.each(BACKENDS)("metrics and migrations on $name", (backend) => {
-  const skip = backend.name === "postgres" && !HAVE_PG;
-  let t: TestServer;
-  beforeAll(async () => {
-    if (skip) return;
-    t = await startTestServer(backend);
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
+  const { skip, t } = serverForSuite(backend, HAVE_PG);
 
   test.skipIf(skip)("/metrics exposes queue depth by status and type, claim latency, job durations, workers online, HTTP durations", async () => {
     const { client } = t;
