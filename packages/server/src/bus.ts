@@ -118,7 +118,7 @@ export class Bus {
    * Registers a claim waiter *before* the claim query runs, so a submission that lands between
    * the query and the wait is not missed. `wait` resolves when woken or after `ms`.
    */
-  waiter(org: string, caps: Capabilities, accepts: readonly string[]): { wait: (ms: number, signal?: AbortSignal) => Promise<void>; cancel: () => void } {
+  waiter(org: string, caps: Capabilities, accepts: readonly string[]): { wait: (ms: number, signal?: AbortSignal) => Promise<void>; wake: () => void; cancel: () => void } {
     let woken = false;
     let resolve: (() => void) | undefined;
     const w: Waiter = {
@@ -150,6 +150,7 @@ export class Bus {
           resolve = done;
           signal?.addEventListener("abort", done, { once: true });
         }),
+      wake: () => w.wake(),
       cancel: () => this.waiters.delete(w),
     };
   }

@@ -21,7 +21,7 @@ import {
   type PriceTable,
   type Usage,
 } from "@nexa/core";
-import { sql, type Kysely, type Transaction } from "kysely";
+import { sql, type Kysely, type RawBuilder, type Transaction } from "kysely";
 import type { Bus } from "./bus.js";
 import { newId } from "./ids.js";
 import { iso, jobFromRow, json, type ClaimedRow } from "./rows.js";
@@ -47,6 +47,28 @@ export interface QueueObserver {
 
 type Db = Kysely<Database> | Transaction<Database>;
 
+/**
+ * A long-poll claim parked on SQLite that a submission may serve itself (see {@link Queue.handOff}):
+ * only for workers the set-based claim serves (no GPUs, no labels) in orgs without a running limit.
+ */
+/** A parked claim a submission took, and the claims it made for it (empty: nothing matched after all). */
+interface Served {
+  parked: ParkedClaim;
+  claims: ClaimedRow[];
+}
+
+interface ParkedClaim {
+  orgId: string;
+  worker: WorkersTable;
+  caps: Capabilities;
+  accepts: readonly string[];
+  maxJobs: number;
+  signal: AbortSignal | undefined;
+  /** Set (synchronously) by the submission that serves it; `deliver` answers its claims after the commit. */
+  taken?: { claims: Promise<ClaimedRow[]>; deliver: (claims: ClaimedRow[]) => void };
+  wake: () => void;
+}
+
 // Every column of a job row by PostgreSQL type, for the array-parameter insert of a submission.
 const JOB_TEXT_COLUMNS = ["id", "org_id", "project", "type", "name", "status", "spec", "requirements", "limits", "retry", "worker_id", "lease_id", "outputs", "error", "usage", "idempotency_key", "workflow_run_id"] as const;
 const JOB_INT_COLUMNS = ["priority", "req_gpus", "req_complex", "attempt", "failures", "max_attempts", "created_at", "started_at", "finished_at", "run_after", "cancel_requested", "log_seq"] as const;
@@ -65,6 +87,8 @@ const CLAIM_WINDOW = 64;
  */
 export class Queue {
   readonly observers: QueueObserver[] = [];
+  /** Long-poll claims a submission can serve in its own transaction (SQLite), oldest first. */
+  private readonly parked = new Set<ParkedClaim>();
 
   constructor(
     private readonly backend: Backend,
@@ -93,6 +117,7 @@ export class Queue {
       if (existing) return { jobs: [existing], created: false };
     }
     const now = Date.now();
+    const served: Served[] = [];
     const rows: JobsTable[] = subs.map((s, i) => {
       const retry = RetryPolicy.parse(s.retry ?? {});
       const req = s.requirements;
@@ -143,8 +168,11 @@ export class Queue {
           .execute();
         const events = rows.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "queued", status: "queued", attempt: 0, data: null }));
         for (let i = 0; i < events.length; i += 200) await trx.insertInto("job_events").values(events.slice(i, i + 200)).execute();
+        if (this.parked.size > 0) await this.handOff(trx, orgId, rows, now, served);
       });
     } catch (err) {
+      // Rolled back: the parked claims this submission took get nothing and go on waiting.
+      for (const { parked } of served) parked.taken!.deliver([]);
       // Two submissions raced on one idempotency key: the loser returns the winner's job.
       if (options.idempotencyKey !== undefined) {
         const existing = await this.findIdempotent(orgId, options.idempotencyKey);
@@ -152,8 +180,15 @@ export class Queue {
       }
       throw err;
     }
-    this.bus.publish({ kind: "jobs", org: orgId, jobs: subs.length > 64 ? "any" : subs.map((s) => ({ type: s.type, requirements: s.requirements })) });
     this.bus.publishJobs(orgId, "queued", rows.map((r) => [r.id, 0]));
+    // Parked claims served by this transaction first: their answers go out before anything else.
+    for (const { parked, claims } of served) {
+      this.claimed(orgId, claims, now);
+      parked.taken!.deliver(claims);
+      parked.wake();
+    }
+    const handed = served.reduce((n, s) => n + s.claims.length, 0);
+    if (handed < rows.length) this.bus.publish({ kind: "jobs", org: orgId, jobs: subs.length > 64 ? "any" : subs.map((s) => ({ type: s.type, requirements: s.requirements })) });
     const jobs = rows.map((r) => jobFromRow(r));
     for (const o of this.observers) o.onSubmitted?.(jobs, orgId);
     return { jobs, created: true };
@@ -257,7 +292,50 @@ export class Queue {
       // A job in retry backoff becomes claimable at run_after: wake then, not at the deadline.
       const nextDue = await this.nextRunAfter(orgId);
       const wait = nextDue === undefined ? remaining : Math.max(1, Math.min(remaining, nextDue - Date.now()));
-      await waiter.wait(wait, signal);
+      const parked: ParkedClaim | undefined = (await this.canPark(orgId, caps)) ? { orgId, worker, caps, accepts, maxJobs, signal, wake: waiter.wake } : undefined;
+      if (parked) this.parked.add(parked);
+      try {
+        await waiter.wait(wait, signal);
+      } finally {
+        if (parked) this.parked.delete(parked);
+      }
+      // Taken by a submission (possibly just as the wait timed out): its claims are ours.
+      if (parked?.taken) {
+        const handed = await parked.taken.claims;
+        if (handed.length > 0) return handed;
+      }
+    }
+  }
+
+  /** Whether a parked claim of this worker may be served by a submission ({@link handOff}). */
+  private async canPark(orgId: string, caps: Capabilities): Promise<boolean> {
+    if (this.backend.dialect !== "sqlite" || caps.gpus.length > 0 || Object.keys(caps.labels ?? {}).length > 0) return false;
+    const org = await this.orgLimits(orgId);
+    return org.maxRunning === null && !org.blocked;
+  }
+
+  /**
+   * SQLite: claims for parked long-polls that the new jobs could go to, made inside the
+   * submission's own transaction with the same statements as {@link claimSimple} (so the claim
+   * order and every check are the same), and handed to the waiting request after the commit.
+   * add→start then costs one commit instead of two, and no wake-up before the claim starts.
+   * PostgreSQL claims stay their own statement: there a submission and a claim are one round
+   * trip each, and merging them would take four.
+   */
+  private async handOff(trx: Db, orgId: string, rows: JobsTable[], now: number, served: Served[]): Promise<void> {
+    let left = rows.length;
+    for (const p of this.parked) {
+      if (left <= 0) break;
+      if (p.orgId !== orgId || p.taken || p.signal?.aborted) continue;
+      if (!rows.some((r) => matchRequirements(p.caps, [...p.accepts], r.type, json(r.requirements, {})).ok)) continue;
+      let deliver!: (claims: ClaimedRow[]) => void;
+      p.taken = { claims: new Promise((resolve) => (deliver = resolve)), deliver };
+      const entry: Served = { parked: p, claims: [] };
+      served.push(entry);
+      const expires = now + this.timing.leaseTtlMs;
+      const claimed = await this.claimSimpleSqlite(trx, orgId, p.worker, simplePick(orgId, p.caps, p.accepts, p.maxJobs, now), now, expires, JSON.stringify({ worker_id: p.worker.id }));
+      entry.claims = claimedRows(claimed, expires);
+      left -= claimed.length;
     }
   }
 
@@ -384,11 +462,7 @@ export class Queue {
   private async claimSimple(orgId: string, worker: WorkersTable, caps: Capabilities, accepts: string[], take: number, now: number): Promise<ClaimedRow[]> {
     const expires = now + this.timing.leaseTtlMs;
     const data = JSON.stringify({ worker_id: worker.id });
-    const types = accepts.length > 0 ? sql`and type in (${sql.join(accepts)})` : sql``;
-    const pick = sql`select id from jobs
-      where org_id = ${orgId} and status = 'queued' and run_after <= ${now} and req_gpus = 0 and req_complex = 0
-        and req_cpus <= ${caps.cpus} and req_memory_gb <= ${caps.memory_gb} ${types}
-      order by priority desc, created_at asc, id asc limit ${take}`;
+    const pick = simplePick(orgId, caps, accepts, take, now);
     let rows: JobsTable[];
     if (this.backend.dialect === "postgres") {
       // One statement: lock the next jobs (skipping rows other claimers hold), start them, and
@@ -412,33 +486,37 @@ export class Queue {
         select * from claimed`.execute(this.db);
       rows = res.rows;
     } else {
-      rows = await this.db.transaction().execute(async (trx) => {
-        const res = await sql<JobsTable>`
-          update jobs set status = 'running', attempt = attempt + 1, lease_id = 'lease_' || lower(hex(randomblob(16))),
-            worker_id = ${worker.id}, started_at = coalesce(started_at, ${now})
-          where id in (${pick})
-          returning *`.execute(trx);
-        const claimed = res.rows;
-        for (let i = 0; i < claimed.length; i += 200) {
-          const chunk = claimed.slice(i, i + 200);
-          await trx
-            .insertInto("attempts")
-            .values(chunk.map((r) => ({ id: r.lease_id!, job_id: r.id, org_id: orgId, worker_id: worker.id, attempt: r.attempt, status: "active", created_at: now, expires_at: expires, ended_at: null, manifest: null, usage: null, error: null })))
-            .execute();
-          await trx
-            .insertInto("job_events")
-            .values(chunk.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "running", status: "running", attempt: r.attempt, data })))
-            .execute();
-        }
-        return claimed;
-      });
+      rows = await this.db.transaction().execute((trx) => this.claimSimpleSqlite(trx, orgId, worker, pick, now, expires, data));
     }
-    if (rows.length === 0) return [];
-    rows.sort((a, b) => b.priority - a.priority || a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
-    const expiresAt = iso(expires);
-    const claims = rows.map((row) => ({ row, lease: { id: row.lease_id!, attempt: row.attempt, expires_at: expiresAt } }));
+    const claims = claimedRows(rows, expires);
     this.claimed(orgId, claims, now);
     return claims;
+  }
+
+  /** {@link claimSimple} on SQLite, inside a transaction the caller holds (a claim's own, or a submission's: {@link handOff}). */
+  private async claimSimpleSqlite(trx: Db, orgId: string, worker: WorkersTable, pick: RawBuilder<unknown>, now: number, expires: number, data: string): Promise<JobsTable[]> {
+    // The ids first, then the update by id: `update … where id in (select … limit n) returning *`
+    // cost 4× as much here (SQLite builds a Bloom filter for the subquery on every claim).
+    const picked = (await sql<{ id: string }>`${pick}`.execute(trx)).rows;
+    if (picked.length === 0) return [];
+    const res = await sql<JobsTable>`
+      update jobs set status = 'running', attempt = attempt + 1, lease_id = 'lease_' || lower(hex(randomblob(16))),
+        worker_id = ${worker.id}, started_at = coalesce(started_at, ${now})
+      where id in (select value from json_each(${JSON.stringify(picked.map((p) => p.id))}))
+      returning *`.execute(trx);
+    const claimed = res.rows;
+    for (let i = 0; i < claimed.length; i += 200) {
+      const chunk = claimed.slice(i, i + 200);
+      await trx
+        .insertInto("attempts")
+        .values(chunk.map((r) => ({ id: r.lease_id!, job_id: r.id, org_id: orgId, worker_id: worker.id, attempt: r.attempt, status: "active", created_at: now, expires_at: expires, ended_at: null, manifest: null, usage: null, error: null })))
+        .execute();
+      await trx
+        .insertInto("job_events")
+        .values(chunk.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "running", status: "running", attempt: r.attempt, data })))
+        .execute();
+    }
+    return claimed;
   }
 
   private orgCache = new Map<string, { at: number; maxRunning: number | null; blocked: boolean }>();
@@ -873,6 +951,22 @@ export class Queue {
     const lost = await this.db.updateTable("workers").set({ status: "offline" }).where("status", "=", "online").where("last_seen_at", "<", Date.now() - olderThanMs).returning("id").execute();
     if (lost.length > 0) for (const o of this.observers) o.onWorkersLost?.(lost.map((w) => w.id));
   }
+}
+
+/** The next queued jobs a worker without GPUs or labels can run, in claim order. */
+function simplePick(orgId: string, caps: Capabilities, accepts: readonly string[], take: number, now: number): RawBuilder<unknown> {
+  const types = accepts.length > 0 ? sql`and type in (${sql.join([...accepts])})` : sql``;
+  return sql`select id from jobs
+      where org_id = ${orgId} and status = 'queued' and run_after <= ${now} and req_gpus = 0 and req_complex = 0
+        and req_cpus <= ${caps.cpus} and req_memory_gb <= ${caps.memory_gb} ${types}
+      order by priority desc, created_at asc, id asc limit ${take}`;
+}
+
+/** Claimed job rows in claim order, with their leases. */
+function claimedRows(rows: JobsTable[], expires: number): ClaimedRow[] {
+  rows.sort((a, b) => b.priority - a.priority || a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
+  const expiresAt = iso(expires);
+  return rows.map((row) => ({ row, lease: { id: row.lease_id!, attempt: row.attempt, expires_at: expiresAt } }));
 }
 
 function toClaim(c: ClaimedRow): Claim {

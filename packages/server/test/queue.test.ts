@@ -130,6 +130,36 @@ describe.each(BACKENDS)("queue on $name", (backend) => {
     await client.cancelJob(trainJob.id);
   });
 
+  test.skipIf(skip)("long-polling workers: each new job goes to exactly one waiting worker that accepts it, at once", async () => {
+    const { client } = t;
+    for (const w of await client.listWorkers()) if (w.status === "online") await client.deregisterWorker(w.id);
+    const auditOnly = await client.registerWorker({ name: "audit-only", capabilities: CPU_WORKER, accepts: ["audit"] });
+    const [a, b] = [await client.registerWorker({ name: "idle-a", capabilities: CPU_WORKER }), await client.registerWorker({ name: "idle-b", capabilities: CPU_WORKER })];
+    const t0 = Date.now();
+    const polls = [client.claim(auditOnly.id, { wait_s: 2 }), client.claim(a.id, { wait_s: 10, max_jobs: 4 }), client.claim(b.id, { wait_s: 10, max_jobs: 4 })];
+    // Let the three long-polls park (on SQLite a submission then claims for them in its own transaction).
+    await new Promise((r) => setTimeout(r, 300));
+    const first = await client.submitJob({ type: "command", spec: { argv: ["first"] } });
+    const got1 = await Promise.race([polls[1]!.then((r) => ({ r, i: 1 })), polls[2]!.then((r) => ({ r, i: 2 }))]);
+    expect(Date.now() - t0).toBeLessThan(2000 + 300);
+    expect(got1.r!.claims.map((c) => c.job.id)).toEqual([first.id]);
+    expect(got1.r!.lease.attempt).toBe(1);
+    const second = await client.submitJob({ type: "command", spec: { argv: ["second"] } });
+    const got2 = (await polls[3 - got1.i])!;
+    expect(got2.claims.map((c) => c.job.id)).toEqual([second.id]);
+    // The worker that accepts only audit jobs got neither, and its poll ends empty.
+    expect(await polls[0]).toBeNull();
+    for (const [job, lease] of [[first.id, got1.r!.lease.id], [second.id, got2.lease.id]] as const) {
+      const running = await client.getJob(job);
+      expect(running.status).toBe("running");
+      expect(running.worker_id).toBe(job === first.id ? [a, b][got1.i - 1]!.id : [a, b][2 - got1.i]!.id);
+      expect((await client.complete(lease, {})).status).toBe("succeeded");
+    }
+    const events = [];
+    for await (const ev of client.events(first.id)) events.push(ev.status);
+    expect(events).toEqual(["queued", "running", "succeeded"]);
+  });
+
   test.skipIf(skip)("cancel: queued at once; running asks the worker via heartbeat and ends canceled", async () => {
     const { client } = t;
     const queued = await client.submitJob({ type: "command", spec: { argv: ["x"] }, priority: -5 });

@@ -1,0 +1,36 @@
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openBackend } from "@nexa/server";
+import { sql } from "kysely";
+import { expect, test } from "vitest";
+
+// The control plane's SQLite connection does not checkpoint at SQLite's default 1,000 pages: a
+// worker thread copies the WAL into the database file in the background, so commits stay cheap.
+test("SQLite: the WAL is checkpointed into the database file off the event loop, and stays bounded", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nexa-ckpt-"));
+  const file = join(dir, "forge.db");
+  const backend = openBackend(`sqlite:${file}`);
+  const insert = async (n: number) => {
+    for (let i = 0; i < n; i++) await sql`insert into t (v) values (${"x".repeat(4000)})`.execute(backend.db);
+  };
+  try {
+    await sql`create table t (id integer primary key, v text not null)`.execute(backend.db);
+    const { rows: pragma } = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(backend.db);
+    expect(pragma[0]!.wal_autocheckpoint).toBe(4000);
+    // 1,000 commits of one 4 KB row: about 3,000 WAL pages, past SQLite's own auto-checkpoint but
+    // short of the foreground threshold (4,000): only the background thread can move them.
+    await insert(1000);
+    const deadline = Date.now() + 10_000;
+    while (statSync(file).size < 3.5e6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(statSync(file).size).toBeGreaterThan(3.5e6);
+    // A steady stream of 2,000 more commits (about 25 MB of WAL traffic) leaves a WAL near the threshold, not 37 MB.
+    await insert(2000);
+    expect(statSync(`${file}-wal`).size).toBeLessThan(20e6);
+    const { rows } = await sql<{ n: number }>`select count(*) as n from t`.execute(backend.db);
+    expect(rows[0]!.n).toBe(3000);
+  } finally {
+    await backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
