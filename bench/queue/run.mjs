@@ -70,6 +70,16 @@ function client(base, key) {
     });
 }
 
+// WAL bytes written so far by the whole PostgreSQL cluster: per job, how much a queue writes
+// (rows, index entries, full-page images) — unlike time, the same from run to run.
+async function pgWalBytes() {
+  const c = new pg.Client({ connectionString: PG_ADMIN });
+  await c.connect();
+  const { rows } = await c.query("select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text as b");
+  await c.end();
+  return Number(rows[0].b);
+}
+
 // CPU time (ms) of the PostgreSQL backends serving a database: its share of the work per job,
 // which wall-clock figures on a shared 2-core box hide. Read from /proc (same machine).
 async function pgCpuMs(databaseUrl) {
@@ -241,6 +251,7 @@ async function storeLevel(backend) {
     let done = 0;
     const cpu0 = process.cpuUsage();
     const pg0 = backend === "postgres" ? await pgCpuMs(store.databaseUrl) : 0;
+    const wal0 = backend === "postgres" ? await pgWalBytes() : 0;
     const t0 = performance.now();
     await Promise.all(
       workers.map(async (w) => {
@@ -256,8 +267,15 @@ async function storeLevel(backend) {
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     const pgMs = backend === "postgres" ? (await pgCpuMs(store.databaseUrl)) - pg0 : undefined;
+    const wal = backend === "postgres" ? (await pgWalBytes()) - wal0 : undefined;
     await bus.stop();
-    return { jobs: done, ms: round(ms), jobs_per_s: round((done / ms) * 1000), cpu_us_per_job: round((cpu.user + cpu.system) / done), ...(pgMs !== undefined ? { pg_cpu_us_per_job: round((pgMs * 1000) / done) } : {}) };
+    return {
+      jobs: done,
+      ms: round(ms),
+      jobs_per_s: round((done / ms) * 1000),
+      cpu_us_per_job: round((cpu.user + cpu.system) / done),
+      ...(pgMs !== undefined ? { pg_cpu_us_per_job: round((pgMs * 1000) / done), pg_wal_bytes_per_job: round(wal / done, 0) } : {}),
+    };
   } finally {
     await b.close();
     await store.drop();

@@ -213,6 +213,18 @@ const MIGRATIONS: Record<string, Up> = {
   "0005_drop_jobs_claim": async (db) => {
     await sql`drop index if exists jobs_claim`.execute(db);
   },
+  // Fewer index entries per job. Every status change of a job or an attempt is a non-HOT update
+  // (status is indexed), which adds an entry to every index whose predicate the new row meets:
+  // jobs without an idempotency key (nearly all) need none in jobs_idempotency, and only active
+  // attempts are ever looked up by expiry or by worker (the lease sweep, a lost worker).
+  "0008_lean_indexes": async (db) => {
+    await sql`drop index if exists jobs_idempotency`.execute(db);
+    await sql`create unique index jobs_idempotency on jobs (org_id, idempotency_key) where idempotency_key is not null`.execute(db);
+    await sql`drop index if exists attempts_active`.execute(db);
+    await sql`create index attempts_active on attempts (expires_at) where status = 'active'`.execute(db);
+    await sql`drop index if exists attempts_worker`.execute(db);
+    await sql`create index attempts_worker on attempts (worker_id) where status = 'active'`.execute(db);
+  },
 };
 
 // Engine-owned tables live beside their code; the numbers keep one global order.
