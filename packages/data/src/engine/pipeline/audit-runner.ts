@@ -44,8 +44,12 @@ interface Doc {
   line: number;
 }
 
+// Batches of at most 64 documents or 256 Ki characters: small enough that the main thread, which
+// runs a batch itself whenever the workers' queues are full, is never long away from feeding them.
 const BATCH_DOCS = 64;
-const BATCH_CHARS = 1 << 20;
+const BATCH_CHARS = 1 << 18;
+/** Batches in flight per thread: results are handled in input order, so the window is what lets the main thread run ahead of a slow worker batch instead of waiting on it. */
+const INFLIGHT_PER_THREAD = 8;
 
 function utf8Bytes(s: string): number {
   return Buffer.byteLength(s, "utf8");
@@ -165,7 +169,7 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
         const record = t === doc.text ? doc.record : { ...doc.record, [config.text_field]: t };
         if (seg.global && spool && idsWriter && index && globalStats) {
           let sig: Uint32Array | null;
-          if (out.inlineFrom === seg.steps.length && out.signature !== undefined && t === out.text) {
+          if (out.inlineFrom === seg.steps.length && out.signature !== undefined && t === (out.text ?? doc.text)) {
             sig = out.signature;
             globalStats.time_ms += out.signatureNs / 1e6;
           } else {
@@ -185,9 +189,9 @@ export async function runAudit(options: AuditOptions): Promise<AuditReport> {
         }
       };
 
-      // Bounded pipeline: at most 2 batches per thread in flight, handled strictly in order.
+      // Bounded pipeline: at most INFLIGHT_PER_THREAD batches per thread in flight, handled strictly in order.
       const inflight: { docs: Doc[]; result: Promise<DocOutcome[]> }[] = [];
-      const maxInflight = 2 * Math.max(1, config.threads);
+      const maxInflight = INFLIGHT_PER_THREAD * Math.max(1, config.threads);
       let batch: Doc[] = [];
       let batchChars = 0;
       const drain = async (keep: number): Promise<void> => {

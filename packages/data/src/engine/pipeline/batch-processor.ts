@@ -6,8 +6,8 @@ export interface DocOutcome {
   verdicts: ({ drop?: string; text?: string } | null | undefined)[];
   /** Index of the first step the main thread must run itself (after a text-editing ordered step). */
   inlineFrom: number;
-  /** Text after the last step run here. */
-  text: string;
+  /** Text after the last step run here; omitted when it is the input text (a worker then sends no copy back). */
+  text?: string;
   /** MinHash signature of `text` when the thread ran every step and the segment ends with MinHash. */
   signature?: Uint32Array | null;
   /** Time spent on `signature`, nanoseconds. */
@@ -45,12 +45,13 @@ export function processDoc(
     ns[i] = Number(process.hrtime.bigint() - t0);
     if (!v.keep) {
       verdicts[i] = { drop: v.reason };
-      return { verdicts, inlineFrom: steps.length, text: t, ns, counts, signatureNs: 0 };
+      return { verdicts, inlineFrom: steps.length, ns, counts, signatureNs: 0 };
     }
     if (v.text !== undefined) t = v.text;
     verdicts[i] = v.text !== undefined ? { text: t } : null;
   }
-  const out: DocOutcome = { verdicts, inlineFrom: i, text: t, ns, counts, signatureNs: 0 };
+  const out: DocOutcome = { verdicts, inlineFrom: i, ns, counts, signatureNs: 0 };
+  if (t !== text) out.text = t;
   if (i === steps.length && signature !== null) {
     const t0 = process.hrtime.bigint();
     out.signature = signature(t);

@@ -11,6 +11,9 @@ export interface DocExecutor {
   close(): Promise<void>;
 }
 
+/** Batches a worker may have queued before the calling thread runs the next one itself: enough that a worker does not run dry while the calling thread computes a batch of its own. */
+export const WORKER_QUEUE = 4;
+
 /** Same-thread executor. */
 export function inlineExecutor(steps: (DocStep | OrderedStep)[], global: GlobalStep | null): DocExecutor {
   const sig = global ? (t: string) => global.hasher.signature(t) : null;
@@ -30,7 +33,7 @@ export function workerScript(): URL | null {
 
 /**
  * `threads` computing threads: `threads - 1` `worker_threads` and the calling thread. A batch goes
- * to the worker with the fewest batches queued while that is under two; when every worker is that
+ * to the worker with the fewest batches queued while that is under {@link WORKER_QUEUE}; when every worker is that
  * busy the batch runs here, on `local`, at once — the calling thread would otherwise only wait, and
  * `threads` threads then keep `threads` cores busy, not `threads + 1`. Each worker builds its own
  * steps from the resolved configuration. Output order is the submission order, whatever finishes first.
@@ -61,7 +64,7 @@ export function poolExecutor(threads: number, steps: ResolvedStep[], segment: nu
       if (failed) return Promise.reject(failed);
       let worker = 0;
       for (let i = 1; i < workers.length; i++) if (queued[i]! < queued[worker]!) worker = i;
-      if (queued[worker]! >= 2) return local.submit(texts);
+      if (queued[worker]! >= WORKER_QUEUE) return local.submit(texts);
       const id = next++;
       queued[worker]!++;
       return new Promise<DocOutcome[]>((resolve, reject) => {

@@ -278,15 +278,20 @@ export class SpacyEnglishTokenizer {
       } else {
         let start = 0;
         let found = false;
-        const matches = ascii && !this.infixTriggerA.test(s) ? NO_MATCHES : s.matchAll(ascii ? this.infixReA : this.infixRe);
-        for (const m of matches) {
-          found = true;
-          const a = m.index ?? 0;
-          const b = a + m[0].length;
-          if (a === 0) continue;
-          if (a !== start) out.push(s.slice(start, a));
-          if (a !== b) out.push(s.slice(a, b));
-          start = b;
+        if (!ascii || this.infixTriggerA.test(s)) {
+          // String.prototype.matchAll's iteration, without the RegExp clone matchAll makes per call.
+          const re = ascii ? this.infixReA : this.infixRe;
+          re.lastIndex = 0;
+          for (let m = re.exec(s); m !== null; m = re.exec(s)) {
+            found = true;
+            const a = m.index;
+            const b = a + m[0].length;
+            if (a === b) re.lastIndex = advanceIndex(s, b, !ascii);
+            if (a === 0) continue;
+            if (a !== start) out.push(s.slice(start, a));
+            if (a !== b) out.push(s.slice(a, b));
+            start = b;
+          }
         }
         if (!found) out.push(s);
         else if (start < s.length) out.push(s.slice(start));
@@ -354,7 +359,15 @@ function hasInfix(re: RegExp, s: string): boolean {
 }
 
 const SUFFIX_WINDOW = 24;
-const NO_MATCHES: RegExpMatchArray[] = [];
+
+/** AdvanceStringIndex: past an empty match, one code unit, or one code point with the `u` flag. */
+function advanceIndex(s: string, i: number, unicode: boolean): number {
+  if (!unicode || i + 1 >= s.length) return i + 1;
+  const c = s.charCodeAt(i);
+  if (c < 0xd800 || c > 0xdbff) return i + 1;
+  const d = s.charCodeAt(i + 1);
+  return d >= 0xdc00 && d <= 0xdfff ? i + 2 : i + 1;
+}
 const ASCII_RE = /^[\x00-\x7f]*$/;
 
 const PUNCT_RE = /^\p{P}+$/u;
