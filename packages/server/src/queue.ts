@@ -21,12 +21,12 @@ import {
   type PriceTable,
   type Usage,
 } from "@nexa/core";
-import { sql, type Kysely, type RawBuilder, type Transaction } from "kysely";
+import { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } from "kysely";
 import type { Bus } from "./bus.js";
 import { newId } from "./ids.js";
 import { iso, jobFromRow, json, type ClaimedRow } from "./rows.js";
 import type { Backend, Database } from "./store/index.js";
-import type { JobsTable, WorkersTable } from "./store/schema.js";
+import type { AttemptsTable, JobEventsTable, JobsTable, WorkersTable } from "./store/schema.js";
 
 /** Lease timing. */
 export interface QueueTiming {
@@ -80,6 +80,33 @@ void allJobColumnsNamed;
 
 const CLAIM_WINDOW = 64;
 
+const JOB_COLUMNS = [...JOB_TEXT_COLUMNS, ...JOB_INT_COLUMNS, ...JOB_FLOAT_COLUMNS] as const;
+const ATTEMPT_COLUMNS = ["id", "job_id", "org_id", "worker_id", "attempt", "status", "created_at", "expires_at", "ended_at", "manifest", "usage", "error"] as const satisfies readonly (keyof AttemptsTable)[];
+const EVENT_COLUMNS = ["job_id", "org_id", "ts", "type", "status", "attempt", "data"] as const satisfies readonly (keyof JobEventsTable)[];
+/** Rows per multi-row insert on SQLite (its limit is 32,766 bound values). */
+const INSERT_CHUNK = 200;
+const insertTexts = new Map<string, string>();
+
+/**
+ * SQLite: a multi-row insert from a statement text built once per (table, row count), so the
+ * submission and claim paths skip Kysely's query building, which cost as much as running them.
+ */
+async function insertRows<C extends string>(db: Db, table: string, columns: readonly C[], rows: Record<C, unknown>[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    const chunk = rows.slice(i, i + INSERT_CHUNK);
+    const key = `${table}/${chunk.length}`;
+    let text = insertTexts.get(key);
+    if (text === undefined) {
+      const one = `(${columns.map(() => "?").join(", ")})`;
+      text = `insert into ${table} (${columns.join(", ")}) values ${Array.from({ length: chunk.length }, () => one).join(", ")}`;
+      insertTexts.set(key, text);
+    }
+    const params: unknown[] = [];
+    for (const r of chunk) for (const c of columns) params.push(r[c]);
+    await db.executeQuery(CompiledQuery.raw(text, params));
+  }
+}
+
 /**
  * The durable job queue. At-least-once execution with exactly-once acceptance: every claim
  * creates an attempt whose id is the lease's fencing token; heartbeats, logs and completions
@@ -89,6 +116,8 @@ export class Queue {
   readonly observers: QueueObserver[] = [];
   /** Long-poll claims a submission can serve in its own transaction (SQLite), oldest first. */
   private readonly parked = new Set<ParkedClaim>();
+  /** `org/project` pairs known to have a projects row (SQLite: this process is the only writer; rows are never deleted). */
+  private readonly knownProjects = new Set<string>();
 
   constructor(
     private readonly backend: Backend,
@@ -158,18 +187,22 @@ export class Queue {
     });
     try {
       if (this.backend.dialect === "postgres") await this.insertJobsPg(orgId, rows, now);
-      else await this.db.transaction().execute(async (trx) => {
-        for (let i = 0; i < rows.length; i += 200) await trx.insertInto("jobs").values(rows.slice(i, i + 200)).execute();
-        const projects = [...new Set(rows.map((r) => r.project))];
-        await trx
-          .insertInto("projects")
-          .values(projects.map((name) => ({ org_id: orgId, name, created_at: now })))
-          .onConflict((oc) => oc.columns(["org_id", "name"]).doNothing())
-          .execute();
-        const events = rows.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "queued", status: "queued", attempt: 0, data: null }));
-        for (let i = 0; i < events.length; i += 200) await trx.insertInto("job_events").values(events.slice(i, i + 200)).execute();
-        if (this.parked.size > 0) await this.handOff(trx, orgId, rows, now, served);
-      });
+      else {
+        const projects = [...new Set(rows.map((r) => r.project))].filter((name) => !this.knownProjects.has(`${orgId}/${name}`));
+        await this.db.transaction().execute(async (trx) => {
+          await insertRows(trx, "jobs", JOB_COLUMNS, rows);
+          if (projects.length > 0) {
+            await trx
+              .insertInto("projects")
+              .values(projects.map((name) => ({ org_id: orgId, name, created_at: now })))
+              .onConflict((oc) => oc.columns(["org_id", "name"]).doNothing())
+              .execute();
+          }
+          await insertRows(trx, "job_events", EVENT_COLUMNS, rows.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "queued", status: "queued", attempt: 0, data: null })));
+          if (this.parked.size > 0) await this.handOff(trx, orgId, rows, now, served);
+        });
+        for (const name of projects) this.knownProjects.add(`${orgId}/${name}`);
+      }
     } catch (err) {
       // Rolled back: the parked claims this submission took get nothing and go on waiting.
       for (const { parked } of served) parked.taken!.deliver([]);
@@ -505,17 +538,8 @@ export class Queue {
       where id in (select value from json_each(${JSON.stringify(picked.map((p) => p.id))}))
       returning *`.execute(trx);
     const claimed = res.rows;
-    for (let i = 0; i < claimed.length; i += 200) {
-      const chunk = claimed.slice(i, i + 200);
-      await trx
-        .insertInto("attempts")
-        .values(chunk.map((r) => ({ id: r.lease_id!, job_id: r.id, org_id: orgId, worker_id: worker.id, attempt: r.attempt, status: "active", created_at: now, expires_at: expires, ended_at: null, manifest: null, usage: null, error: null })))
-        .execute();
-      await trx
-        .insertInto("job_events")
-        .values(chunk.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "running", status: "running", attempt: r.attempt, data })))
-        .execute();
-    }
+    await insertRows(trx, "attempts", ATTEMPT_COLUMNS, claimed.map((r) => ({ id: r.lease_id!, job_id: r.id, org_id: orgId, worker_id: worker.id, attempt: r.attempt, status: "active", created_at: now, expires_at: expires, ended_at: null, manifest: null, usage: null, error: null })));
+    await insertRows(trx, "job_events", EVENT_COLUMNS, claimed.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "running", status: "running", attempt: r.attempt, data })));
     return claimed;
   }
 
