@@ -1,6 +1,8 @@
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { openBackend } from "@nexa/server";
 import { sql } from "kysely";
 import { expect, test } from "vitest";
@@ -31,6 +33,22 @@ test("SQLite: the WAL is checkpointed into the database file off the event loop,
     expect(rows[0]!.n).toBe(3000);
   } finally {
     await backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// close() waits for the checkpointer thread to exit: a script whose last step is closing the
+// store must run to its end (before, the unreferenced thread let the process exit first: code 13).
+test("SQLite: a process whose last await is close() finishes it and exits 0", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nexa-ckpt-close-"));
+  const dist = fileURLToPath(new URL("../dist/index.js", import.meta.url));
+  const script = `const { openBackend } = await import(${JSON.stringify(dist)}); const b = openBackend(${JSON.stringify(`sqlite:${join(dir, "f.db")}`)}); await b.close(); console.log("closed");`;
+  try {
+    for (let i = 0; i < 5; i++) {
+      const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 30_000 });
+      expect({ status: r.status, out: r.stdout.trim() }).toEqual({ status: 0, out: "closed" });
+    }
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -66,11 +66,14 @@ function startCheckpointer(conn: SQLite.Database, path: string): { stop: () => P
   worker.on("error", () => conn.pragma("wal_autocheckpoint = 1000"));
   return {
     stop: async () => {
+      // Referenced again while it stops: otherwise, with nothing else pending, the process could
+      // exit before the thread's exit arrives (and a top-level await of close() never settles).
+      worker.ref();
+      const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
       worker.postMessage("stop");
-      await new Promise<void>((resolve) => {
-        worker.once("exit", () => resolve());
-        setTimeout(() => void worker.terminate().then(() => resolve()), 2000).unref();
-      });
+      const timer = setTimeout(() => void worker.terminate(), 2000);
+      await exited;
+      clearTimeout(timer);
     },
   };
 }
