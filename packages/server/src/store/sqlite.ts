@@ -62,6 +62,7 @@ function startCheckpointer(conn: SQLite.Database, path: string): { stop: () => P
     workerData: { sqlite: createRequire(import.meta.url).resolve("better-sqlite3"), path, intervalMs: CHECKPOINT_INTERVAL_MS },
   });
   worker.unref();
+  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
   // A failed checkpoint only means the foreground one takes over; never crash the server for it.
   worker.on("error", () => conn.pragma("wal_autocheckpoint = 1000"));
   return {
@@ -69,7 +70,6 @@ function startCheckpointer(conn: SQLite.Database, path: string): { stop: () => P
       // Referenced again while it stops: otherwise, with nothing else pending, the process could
       // exit before the thread's exit arrives (and a top-level await of close() never settles).
       worker.ref();
-      const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
       worker.postMessage("stop");
       const timer = setTimeout(() => void worker.terminate(), 2000);
       await exited;
