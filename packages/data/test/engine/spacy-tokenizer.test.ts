@@ -24,4 +24,37 @@ describe("SpacyEnglishTokenizer", () => {
     expect(tok.countSentences("Wait... what?! Yes.")).toBe(2); // "..." is not a sentencizer mark
     expect(tok.countSentences("")).toBe(0);
   });
+  it("skips the affix regular expressions only where they cannot match (ASCII shape checks)", () => {
+    // Expected: the tokenizer before the shape checks (commit f75f3c7, every span through the
+    // prefix and suffix regexes). The two agreed on all 735,000 distinct spans of the 96.6 MB
+    // bench corpus and on every 1- to 3-piece combination of affix-like pieces.
+    const cases: Record<string, string[]> = {
+      "5mbar": ["5", "mbar"],
+      "9km/h": ["9", "km/h"],
+      "12kg": ["12", "kg"],
+      x9MB: ["x9", "MB"],
+      "ab's": ["ab", "'s"],
+      "AB'S": ["AB", "'S"],
+      US$: ["US$"],
+      US$5: ["US$", "5"],
+      C$10: ["C$", "10"],
+      A$: ["A$"],
+      Apple: ["Apple"],
+      "abcdefghij..": ["abcdefghij", ".."],
+      "a.....": ["a", "....."],
+      "--verbose": ["--verbose"],
+      "/usr/bin/env": ["/usr", "/", "bin", "/", "env"],
+      "v1.2.3": ["v1.2.3"],
+      "2024-01-01": ["2024", "-", "01", "-", "01"],
+      "foo)": ["foo", ")"],
+      "(bar": ["(", "bar"],
+      dont: ["do", "nt"],
+      "10%": ["10", "%"],
+      "+5": ["+5"],
+      "+x": ["+", "x"],
+      "20°C.": ["20", "°", "C", "."],
+    };
+    const fresh = new SpacyEnglishTokenizer();
+    for (const [span, want] of Object.entries(cases)) expect([...fresh.span(span)], span).toEqual(want);
+  });
 });

@@ -157,6 +157,7 @@ export class SpacyEnglishTokenizer {
   }
 
   private findPrefix(s: string, ascii = ASCII_RE.test(s)): number {
+    if (ascii && (s.length === 0 || PREFIX_FIRST_ASCII[s.charCodeAt(0)] === 0)) return 0;
     const re = ascii ? this.prefixReA : this.prefixRe;
     re.lastIndex = 0;
     const m = re.exec(s);
@@ -167,8 +168,10 @@ export class SpacyEnglishTokenizer {
     // Every suffix alternative but `\.\.+$` matches at most SUFFIX_WINDOW characters, so the
     // leftmost match lies in the tail; lookbehinds still see the text before lastIndex. A match
     // at the window's start may extend further left (a run of dots): then search everything.
+    if (ascii && !asciiSuffixPossible(s)) return 0;
     const re = ascii ? this.suffixReA : this.suffixRe;
-    const from = s.length > SUFFIX_WINDOW ? s.length - SUFFIX_WINDOW : 0;
+    const window = ascii ? SUFFIX_WINDOW_ASCII : SUFFIX_WINDOW;
+    const from = s.length > window ? s.length - window : 0;
     re.lastIndex = from;
     let m = re.exec(s);
     if (m !== null && from > 0 && m.index === from) {
@@ -359,6 +362,45 @@ function hasInfix(re: RegExp, s: string): boolean {
 }
 
 const SUFFIX_WINDOW = 24;
+/**
+ * The same bound for ASCII spans: the longest suffix alternative that can match ASCII text is a
+ * 4-character unit (`mbar`, `km/h`) — the others are 1 to 3 characters or contain non-ASCII ones —
+ * so 8 leaves a margin; a run of dots is caught by the `m.index === from` re-search as before.
+ */
+const SUFFIX_WINDOW_ASCII = 8;
+
+// Which ASCII spans the affix rules can touch at all, read off the alternatives of spaCy's English
+// prefix and suffix patterns (the ASCII variants; `gen-spacy-en.py` prints them). Every prefix
+// alternative is one of % = + , : ; ! ? ( ) [ ] { } < > _ # * & ' " ` $ or `..+`, or `US$` / `C$` /
+// `A$`; every other alternative starts with a non-ASCII character. Every suffix alternative ends in
+// one of , : ; ! ? ( ) [ ] { } < > _ # * & . ' " ` + $ %, or is `'s` / `'S`, or is a unit (`km`,
+// `kg`, `MB`, `T`, …) behind a digit; the rest end in non-ASCII characters. An ASCII span outside
+// these shapes skips the regular expressions (their results would be 0: the tokenizer tests and
+// the 589-document parity check hold either way).
+const PREFIX_FIRST_ASCII = asciiTable("%=+,:;!?()[]{}<>_#*&'\"`$.UCA");
+const SUFFIX_LAST_ASCII = asciiTable(",:;!?()[]{}<>_#*&.'\"`+$%");
+
+function asciiTable(chars: string): Uint8Array {
+  const t = new Uint8Array(128);
+  for (let i = 0; i < chars.length; i++) t[chars.charCodeAt(i)] = 1;
+  return t;
+}
+
+/** False when no suffix rule can match the ASCII string `s` (a true may still find none). */
+function asciiSuffixPossible(s: string): boolean {
+  const n = s.length;
+  if (n === 0) return false;
+  const c = s.charCodeAt(n - 1);
+  if (SUFFIX_LAST_ASCII[c] === 1) return true;
+  const letter = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+  if (!letter) return false;
+  if ((c === 0x73 || c === 0x53) && n >= 2 && s.charCodeAt(n - 2) === 0x27) return true;
+  for (let i = 0; i < n; i++) {
+    const d = s.charCodeAt(i);
+    if (d >= 0x30 && d <= 0x39) return true;
+  }
+  return false;
+}
 
 /** AdvanceStringIndex: past an empty match, one code unit, or one code point with the `u` flag. */
 function advanceIndex(s: string, i: number, unicode: boolean): number {
