@@ -19,6 +19,7 @@ import {
   type LogBatch,
   type MetricBatch,
   type PriceTable,
+  type Requirements,
   type Usage,
 } from "@nexa/core";
 import { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } from "kysely";
@@ -47,16 +48,17 @@ export interface QueueObserver {
 
 type Db = Kysely<Database> | Transaction<Database>;
 
-/**
- * A long-poll claim parked on SQLite that a submission may serve itself (see {@link Queue.handOff}):
- * only for workers the set-based claim serves (no GPUs, no labels) in orgs without a running limit.
- */
 /** A parked claim a submission took, and the claims it made for it (empty: nothing matched after all). */
 interface Served {
   parked: ParkedClaim;
   claims: ClaimedRow[];
 }
 
+/**
+ * A long-poll claim parked on this replica that a submission may serve itself (SQLite:
+ * {@link Queue.handOff}; PostgreSQL: {@link Queue.assignParked}): only for workers the
+ * set-based claim serves (no GPUs, no labels) in orgs without a running limit.
+ */
 interface ParkedClaim {
   orgId: string;
   worker: WorkersTable;
@@ -114,7 +116,7 @@ async function insertRows<C extends string>(db: Db, table: string, columns: read
  */
 export class Queue {
   readonly observers: QueueObserver[] = [];
-  /** Long-poll claims a submission can serve in its own transaction (SQLite), oldest first. */
+  /** Long-poll claims a submission can serve in its own transaction or statement, oldest first. */
   private readonly parked = new Set<ParkedClaim>();
   /** `org/project` pairs known to have a projects row (SQLite: this process is the only writer; rows are never deleted). */
   private readonly knownProjects = new Set<string>();
@@ -186,8 +188,10 @@ export class Queue {
       };
     });
     try {
-      if (this.backend.dialect === "postgres") await this.insertJobsPg(orgId, rows, now);
-      else {
+      if (this.backend.dialect === "postgres") {
+        if (this.parked.size > 0) this.assignParked(orgId, rows, now, served);
+        await this.insertJobsPg(orgId, rows, now, served);
+      } else {
         const projects = [...new Set(rows.map((r) => r.project))].filter((name) => !this.knownProjects.has(`${orgId}/${name}`));
         await this.db.transaction().execute(async (trx) => {
           await insertRows(trx, "jobs", JOB_COLUMNS, rows);
@@ -205,7 +209,7 @@ export class Queue {
       }
     } catch (err) {
       // Rolled back: the parked claims this submission took get nothing and go on waiting.
-      for (const { parked } of served) parked.taken!.deliver([]);
+      for (const { parked } of served) release(parked);
       // Two submissions raced on one idempotency key: the loser returns the winner's job.
       if (options.idempotencyKey !== undefined) {
         const existing = await this.findIdempotent(orgId, options.idempotencyKey);
@@ -216,6 +220,10 @@ export class Queue {
     this.bus.publishJobs(orgId, "queued", rows.map((r) => [r.id, 0]));
     // Parked claims served by this transaction first: their answers go out before anything else.
     for (const { parked, claims } of served) {
+      if (claims.length === 0) {
+        release(parked);
+        continue;
+      }
       this.claimed(orgId, claims, now);
       parked.taken!.deliver(claims);
       parked.wake();
@@ -232,16 +240,64 @@ export class Queue {
    * so one round trip), one array parameter per column whatever the batch size: the statement
    * text is the same for every batch and costs nothing to build.
    */
-  private async insertJobsPg(orgId: string, rows: JobsTable[], now: number): Promise<void> {
+  private async insertJobsPg(orgId: string, rows: JobsTable[], now: number, served: Served[]): Promise<void> {
     const col = <K extends keyof JobsTable>(k: K, type: "text" | "int8" | "float8") => sql`${rows.map((r) => r[k])}::${sql.raw(type)}[]`;
     const text = JOB_TEXT_COLUMNS.map((k) => col(k, "text"));
     const ints = JOB_INT_COLUMNS.map((k) => col(k, "int8"));
     const floats = JOB_FLOAT_COLUMNS.map((k) => col(k, "float8"));
     const names = sql.join([...JOB_TEXT_COLUMNS, ...JOB_INT_COLUMNS, ...JOB_FLOAT_COLUMNS].map((k) => sql.ref(k)));
     const projects = [...new Set(rows.map((r) => r.project))];
+    // Jobs handed to parked claims (assignParked) start here: their attempts, and a `running`
+    // event after the `queued` one (one insert, ordered, so the events' seq keeps that order).
+    const handed = served.flatMap((s) => s.claims);
+    const leases = handed.map((c) => c.lease.id);
+    const jobIds = handed.map((c) => c.row.id);
+    const workers = handed.map((c) => c.row.worker_id!);
+    const expires = now + this.timing.leaseTtlMs;
     await sql`with j as (insert into jobs (${names}) select * from unnest(${sql.join([...text, ...ints, ...floats])}) returning id),
-      p as (insert into projects (org_id, name, created_at) select ${orgId}, name, ${now}::int8 from unnest(${projects}::text[]) as t(name) on conflict (org_id, name) do nothing)
-      insert into job_events (job_id, org_id, ts, type, status, attempt, data) select id, ${orgId}, ${now}::int8, 'queued', 'queued', 0, null from j`.execute(this.db);
+      p as (insert into projects (org_id, name, created_at) select ${orgId}, name, ${now}::int8 from unnest(${projects}::text[]) as t(name) on conflict (org_id, name) do nothing),
+      a as (insert into attempts (id, job_id, org_id, worker_id, attempt, status, created_at, expires_at)
+        select l, jid, ${orgId}, w, 1, 'active', ${now}::int8, ${expires}::int8 from unnest(${leases}::text[], ${jobIds}::text[], ${workers}::text[]) as t(l, jid, w))
+      insert into job_events (job_id, org_id, ts, type, status, attempt, data)
+      select job_id, ${orgId}, ${now}::int8, kind, kind, attempt, data from (
+        select id as job_id, 'queued' as kind, 0 as attempt, null::text as data, 0 as k from j
+        union all
+        select jid, 'running', 1, json_build_object('worker_id', w)::text, 1 from unnest(${jobIds}::text[], ${workers}::text[]) as t(jid, w)
+      ) e order by k`.execute(this.db);
+  }
+
+  /**
+   * PostgreSQL: new jobs that parked long-polls of this replica can run start at once, in the
+   * submission's own statement (one round trip and one commit where a claim adds another of
+   * each). Each goes to the longest-parked worker that can take it, highest priority first. Jobs
+   * already queued are not looked at: a parked worker found none it could run, and a job queued
+   * since, by another replica, woke it already.
+   */
+  private assignParked(orgId: string, rows: JobsTable[], now: number, served: Served[]): void {
+    const expiresAt = iso(now + this.timing.leaseTtlMs);
+    const byParked = new Map<ParkedClaim, Served>();
+    const order = rows.map((r, i) => ({ r, i })).sort((x, y) => y.r.priority - x.r.priority || x.i - y.i);
+    for (const { r } of order) {
+      if (r.req_gpus !== 0 || r.req_complex !== 0 || r.run_after > now) continue;
+      const requirements = json<Requirements>(r.requirements, {});
+      for (const p of this.parked) {
+        if (p.orgId !== orgId || p.signal?.aborted || (p.taken && !byParked.has(p))) continue;
+        const mine = byParked.get(p);
+        if (mine && mine.claims.length >= p.maxJobs) continue;
+        if (!matchRequirements(p.caps, [...p.accepts], r.type, requirements).ok) continue;
+        let entry = mine;
+        if (!entry) {
+          let deliver!: (claims: ClaimedRow[]) => void;
+          p.taken = { claims: new Promise((resolve) => (deliver = resolve)), deliver };
+          entry = { parked: p, claims: [] };
+          byParked.set(p, entry);
+          served.push(entry);
+        }
+        Object.assign(r, { status: "running", attempt: 1, lease_id: newId("lease"), worker_id: p.worker.id, started_at: now });
+        entry.claims.push({ row: r, lease: { id: r.lease_id!, attempt: 1, expires_at: expiresAt } });
+        break;
+      }
+    }
   }
 
   private async findIdempotent(orgId: string, key: string): Promise<Job | undefined> {
@@ -342,7 +398,7 @@ export class Queue {
 
   /** Whether a parked claim of this worker may be served by a submission ({@link handOff}). */
   private async canPark(orgId: string, caps: Capabilities): Promise<boolean> {
-    if (this.backend.dialect !== "sqlite" || caps.gpus.length > 0 || Object.keys(caps.labels ?? {}).length > 0) return false;
+    if (caps.gpus.length > 0 || Object.keys(caps.labels ?? {}).length > 0) return false;
     const org = await this.orgLimits(orgId);
     return org.maxRunning === null && !org.blocked;
   }
@@ -352,8 +408,8 @@ export class Queue {
    * submission's own transaction with the same statements as {@link claimSimple} (so the claim
    * order and every check are the same), and handed to the waiting request after the commit.
    * add→start then costs one commit instead of two, and no wake-up before the claim starts.
-   * PostgreSQL claims stay their own statement: there a submission and a claim are one round
-   * trip each, and merging them would take four.
+   * (PostgreSQL cannot claim in the submission's statement, which does not see its own inserts:
+   * there {@link assignParked} starts the new jobs directly.)
    */
   private async handOff(trx: Db, orgId: string, rows: JobsTable[], now: number, served: Served[]): Promise<void> {
     let left = rows.length;
@@ -975,6 +1031,12 @@ export class Queue {
     const lost = await this.db.updateTable("workers").set({ status: "offline" }).where("status", "=", "online").where("last_seen_at", "<", Date.now() - olderThanMs).returning("id").execute();
     if (lost.length > 0) for (const o of this.observers) o.onWorkersLost?.(lost.map((w) => w.id));
   }
+}
+
+/** A parked claim a submission took but could not serve: it goes on waiting, and later submissions may serve it. */
+function release(parked: ParkedClaim): void {
+  parked.taken!.deliver([]);
+  parked.taken = undefined;
 }
 
 /** The next queued jobs a worker without GPUs or labels can run, in claim order. */
