@@ -91,16 +91,21 @@ export class GopherRepetitionFilter implements DocFilter {
 }
 
 /**
- * Every n-gram of a word list as a dense integer id, built level by level: the id of an n-gram is
- * the id of the pair (its (n-1)-gram prefix, its last word). Equal ids mean equal n-grams exactly,
- * with no string joins and no hash collisions.
+ * The repeated n-grams of a word list, level by level. Level 1 gives every word a dense id; level
+ * n keeps only the positions whose n-gram occurs at least twice ("live" positions, ascending), each
+ * with an id for its n-gram: the id of the pair (its (n-1)-gram's id, its last word). An n-gram
+ * whose (n-1)-gram prefix occurs once occurs once too, so level n is built from level n-1's live
+ * positions only — in prose a few per cent of the words by n = 5. Equal ids mean equal n-grams
+ * exactly, with no string joins and no hash collisions.
  */
-class NGramIndex {
-  private readonly levels: Int32Array[] = [];
-  private readonly counts: number[] = [];
-  /** Per level, occurrences of each id. */
-  private readonly occurrences: Int32Array[] = [];
+export class NGramIndex {
+  /** Word id per position. */
+  private readonly wordIds: Int32Array;
   private readonly lens: Int32Array;
+  /** Per level n: live positions (ascending), their n-gram ids, and occurrences per id. */
+  private readonly livePos: Int32Array[] = [];
+  private readonly liveId: Int32Array[] = [];
+  private readonly liveCount: Int32Array[] = [];
 
   constructor(words: readonly string[]) {
     const vocab = new Map<string, number>();
@@ -119,67 +124,91 @@ class NGramIndex {
       occ[id]!++;
       this.lens[i] = vocabLen[id]!;
     }
-    this.levels[1] = ids;
-    this.counts[1] = vocab.size;
-    this.occurrences[1] = occ;
+    this.wordIds = ids;
+    let live = 0;
+    for (let i = 0; i < ids.length; i++) if (occ[ids[i]!]! > 1) live++;
+    const pos = new Int32Array(live);
+    const lid = new Int32Array(live);
+    for (let i = 0, k = 0; i < ids.length; i++) {
+      if (occ[ids[i]!]! > 1) {
+        pos[k] = i;
+        lid[k++] = ids[i]!;
+      }
+    }
+    this.livePos[1] = pos;
+    this.liveId[1] = lid;
+    this.liveCount[1] = occ;
   }
 
-  /** Ids of the n-grams starting at each position (length: words - n + 1). */
-  ids(n: number): Int32Array {
-    let have = this.levels.length - 1;
-    while (have < n) {
-      const prev = this.levels[have]!;
-      const prevOcc = this.occurrences[have]!;
-      const base = this.levels[1]!;
-      const m = prev.length - 1;
-      const next = new Int32Array(Math.max(0, m));
-      const occ = new Int32Array(Math.max(0, m));
-      // An n-gram whose (n-1)-gram prefix occurs once occurs once too: it gets a fresh id with no
-      // lookup. Only repeated prefixes go through the table, and in prose those are few.
-      let repeated = 0;
-      for (let i = 0; i < m; i++) if (prevOcc[prev[i]!]! > 1) repeated++;
-      // Open-addressing table of (prefix id, word id) pairs → n-gram id.
+  /** Build levels up to n. */
+  private build(n: number): void {
+    const base = this.wordIds;
+    for (let have = this.livePos.length - 1; have < n; have++) {
+      const prevPos = this.livePos[have]!;
+      const prevId = this.liveId[have]!;
+      // Candidates: live positions of level `have` that have a next word.
+      let m = prevPos.length;
+      while (m > 0 && prevPos[m - 1]! + have >= base.length) m--;
       let cap = 16;
-      while (cap < 2 * repeated) cap <<= 1;
-      const keyA = repeated > 0 ? new Int32Array(cap).fill(-1) : null;
-      const keyB = new Int32Array(repeated > 0 ? cap : 0);
-      const val = new Int32Array(repeated > 0 ? cap : 0);
+      while (cap < 2 * m) cap <<= 1;
+      const t = scratch(cap, m);
+      const keyA = t.keyA;
+      const keyB = t.keyB;
+      const val = t.val;
+      const candId = t.candId;
+      const count = t.count;
+      keyA.fill(-1, 0, cap);
       const mask = cap - 1;
-      let count = 0;
-      for (let i = 0; i < m; i++) {
-        const a = prev[i]!;
-        if (keyA === null || prevOcc[a]! === 1) {
-          occ[count] = 1;
-          next[i] = count++;
-          continue;
-        }
-        const b = base[i + have]!;
+      let ids = 0;
+      for (let k = 0; k < m; k++) {
+        const a = prevId[k]!;
+        const b = base[prevPos[k]! + have]!;
         let h = (Math.imul(a, 0x9e3779b1) ^ Math.imul(b, 0x85ebca6b)) & mask;
         for (;;) {
           const ka = keyA[h]!;
           if (ka === -1) {
             keyA[h] = a;
             keyB[h] = b;
-            val[h] = count;
-            occ[count] = 1;
-            next[i] = count++;
+            val[h] = ids;
+            candId[k] = ids;
+            count[ids++] = 1;
             break;
           }
           if (ka === a && keyB[h] === b) {
             const id = val[h]!;
-            occ[id]!++;
-            next[i] = id;
+            count[id]!++;
+            candId[k] = id;
             break;
           }
           h = (h + 1) & mask;
         }
       }
-      have++;
-      this.levels[have] = next;
-      this.counts[have] = count;
-      this.occurrences[have] = occ;
+      let live = 0;
+      for (let k = 0; k < m; k++) if (count[candId[k]!]! > 1) live++;
+      // Only what later calls read is kept: live positions, their ids renumbered densely, and the
+      // count of each new id.
+      const pos = new Int32Array(live);
+      const lid = new Int32Array(live);
+      const renum = t.renum;
+      renum.fill(-1, 0, ids);
+      const cnt: number[] = [];
+      for (let k = 0, j = 0; k < m; k++) {
+        const id = candId[k]!;
+        const c = count[id]!;
+        if (c > 1) {
+          let r = renum[id]!;
+          if (r === -1) {
+            r = renum[id] = cnt.length;
+            cnt.push(c);
+          }
+          pos[j] = prevPos[k]!;
+          lid[j++] = r;
+        }
+      }
+      this.livePos[have + 1] = pos;
+      this.liveId[have + 1] = lid;
+      this.liveCount[have + 1] = Int32Array.from(cnt);
     }
-    return this.levels[n]!;
   }
 
   private chars(i: number, n: number, sep: number): number {
@@ -193,18 +222,24 @@ class NGramIndex {
    * n-gram times its count; ties go to the n-gram seen first (Counter.most_common is stable).
    */
   topDuplicateChars(n: number): number {
-    const ids = this.ids(n);
-    if (ids.length === 0) return 0;
-    const count = new Int32Array(this.counts[n]!);
-    const first = new Int32Array(this.counts[n]!).fill(-1);
-    let best = -1;
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
-      const c = ++count[id]!;
-      if (c === 1) first[id] = i;
-      if (best < 0 || c > count[best]! || (c === count[best]! && first[id]! < first[best]!)) best = id;
+    if (this.wordIds.length < n) return 0;
+    this.build(n);
+    const pos = this.livePos[n]!;
+    // No n-gram occurs twice: every count is 1 and the first n-gram wins the tie.
+    if (pos.length === 0) return this.chars(0, n, 1);
+    const ids = this.liveId[n]!;
+    const count = this.liveCount[n]!;
+    // Live positions ascend, so the first live position of the best id is its first occurrence.
+    let bestPos = pos[0]!;
+    let bestCount = count[ids[0]!]!;
+    for (let k = 1; k < pos.length; k++) {
+      const c = count[ids[k]!]!;
+      if (c > bestCount) {
+        bestCount = c;
+        bestPos = pos[k]!;
+      }
     }
-    return this.chars(first[best]!, n, 1) * count[best]!;
+    return this.chars(bestPos, n, 1) * bestCount;
   }
 
   /**
@@ -212,23 +247,40 @@ class NGramIndex {
    * characters and skips n words, otherwise it is remembered and the walk moves one word.
    * n-grams are compared as word sequences; datatrove compares the joined strings, which differs
    * only when two different splits concatenate to the same characters inside one document.
+   * Only live positions can be seen twice, so the walk jumps from one live position to the next.
    */
   allDuplicateChars(n: number): number {
-    if (this.levels[1]!.length < n) return 0;
-    const ids = this.ids(n);
-    const seen = new Uint8Array(this.counts[n]!);
+    if (this.wordIds.length < n) return 0;
+    this.build(n);
+    const pos = this.livePos[n]!;
+    if (pos.length === 0) return 0;
+    const ids = this.liveId[n]!;
+    const seen = new Uint8Array(this.liveCount[n]!.length);
     let repeated = 0;
     let idx = 0;
-    while (idx < ids.length) {
-      const id = ids[idx]!;
+    for (let k = 0; k < pos.length; k++) {
+      const p = pos[k]!;
+      if (p < idx) continue;
+      const id = ids[k]!;
       if (seen[id] === 1) {
-        repeated += this.chars(idx, n, 0);
-        idx += n;
+        repeated += this.chars(p, n, 0);
+        idx = p + n;
       } else {
         seen[id] = 1;
-        idx++;
+        idx = p + 1;
       }
     }
     return repeated;
   }
+}
+
+/** Hash-table and per-candidate buffers shared by every index on this thread (grown, never shrunk). */
+let scratchBufs: { keyA: Int32Array; keyB: Int32Array; val: Int32Array; candId: Int32Array; count: Int32Array; renum: Int32Array } | null = null;
+
+function scratch(cap: number, m: number): NonNullable<typeof scratchBufs> {
+  const b = scratchBufs;
+  if (b !== null && b.keyA.length >= cap && b.candId.length >= m) return b;
+  const c = Math.max(cap, b?.keyA.length ?? 0);
+  const n = Math.max(m, b?.candId.length ?? 0, 16);
+  return (scratchBufs = { keyA: new Int32Array(c), keyB: new Int32Array(c), val: new Int32Array(c), candId: new Int32Array(n), count: new Int32Array(n), renum: new Int32Array(n) });
 }
