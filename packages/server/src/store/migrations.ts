@@ -217,13 +217,20 @@ const MIGRATIONS: Record<string, Up> = {
   // (status is indexed), which adds an entry to every index whose predicate the new row meets:
   // jobs without an idempotency key (nearly all) need none in jobs_idempotency, and only active
   // attempts are ever looked up by expiry or by worker (the lease sweep, a lost worker).
-  "0008_lean_indexes": async (db) => {
+  "0008_lean_indexes": async (db, dialect) => {
     await sql`drop index if exists jobs_idempotency`.execute(db);
     await sql`create unique index jobs_idempotency on jobs (org_id, idempotency_key) where idempotency_key is not null`.execute(db);
     await sql`drop index if exists attempts_active`.execute(db);
     await sql`create index attempts_active on attempts (expires_at) where status = 'active'`.execute(db);
     await sql`drop index if exists attempts_worker`.execute(db);
     await sql`create index attempts_worker on attempts (worker_id) where status = 'active'`.execute(db);
+    // PostgreSQL: room on each page for the updated row. An update whose new row must go to another
+    // page also writes a tuple-lock record and dirties two pages; with room it stays on the page,
+    // and updates of unindexed columns only (a job's log_seq, per log batch) become HOT.
+    if (dialect === "postgres") {
+      await sql`alter table jobs set (fillfactor = 70)`.execute(db);
+      await sql`alter table attempts set (fillfactor = 70)`.execute(db);
+    }
   },
 };
 
