@@ -230,7 +230,9 @@ export class Queue {
     }
     const handed = served.reduce((n, s) => n + s.claims.length, 0);
     if (handed < rows.length) this.bus.publish({ kind: "jobs", org: orgId, jobs: subs.length > 64 ? "any" : subs.map((s) => ({ type: s.type, requirements: s.requirements })) });
-    const jobs = rows.map((r) => jobFromRow(r));
+    // Jobs a parked claim took are answered as they are now: running on that worker.
+    const started = new Map(served.flatMap((x) => x.claims.map((c) => [c.row.id, c.row] as const)));
+    const jobs = rows.map((r) => jobFromRow(started.get(r.id) ?? r));
     for (const o of this.observers) o.onSubmitted?.(jobs, orgId);
     return { jobs, created: true };
   }

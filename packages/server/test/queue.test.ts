@@ -146,6 +146,8 @@ describe.each(BACKENDS)("queue on $name", (backend) => {
     expect(got1.r!.lease.attempt).toBe(1);
     const second = await client.submitJob({ type: "command", spec: { argv: ["second"] } });
     const got2 = (await polls[3 - got1.i])!;
+    // A submission that a parked long-poll took answers the job as it is: already running on that worker.
+    for (const [job, claim] of [[first, got1.r!], [second, got2]] as const) expect([job.status, job.worker_id]).toEqual(["running", claim.job.worker_id]);
     expect(got2.claims.map((c) => c.job.id)).toEqual([second.id]);
     // The worker that accepts only audit jobs got neither, and its poll ends empty.
     expect(await polls[0]).toBeNull();
