@@ -289,8 +289,7 @@ export class Queue {
         if (!matchRequirements(p.caps, [...p.accepts], r.type, requirements).ok) continue;
         let entry = mine;
         if (!entry) {
-          let deliver!: (claims: ClaimedRow[]) => void;
-          p.taken = { claims: new Promise((resolve) => (deliver = resolve)), deliver };
+          take(p);
           entry = { parked: p, claims: [] };
           byParked.set(p, entry);
           served.push(entry);
@@ -398,7 +397,7 @@ export class Queue {
     }
   }
 
-  /** Whether a parked claim of this worker may be served by a submission ({@link handOff}). */
+  /** Whether a parked claim of this worker may be served by a submission ({@link handOff}, {@link assignParked}). */
   private async canPark(orgId: string, caps: Capabilities): Promise<boolean> {
     if (caps.gpus.length > 0 || Object.keys(caps.labels ?? {}).length > 0) return false;
     const org = await this.orgLimits(orgId);
@@ -419,8 +418,7 @@ export class Queue {
       if (left <= 0) break;
       if (p.orgId !== orgId || p.taken || p.signal?.aborted) continue;
       if (!rows.some((r) => matchRequirements(p.caps, [...p.accepts], r.type, json(r.requirements, {})).ok)) continue;
-      let deliver!: (claims: ClaimedRow[]) => void;
-      p.taken = { claims: new Promise((resolve) => (deliver = resolve)), deliver };
+      take(p);
       const entry: Served = { parked: p, claims: [] };
       served.push(entry);
       const expires = now + this.timing.leaseTtlMs;
@@ -1033,6 +1031,12 @@ export class Queue {
     const lost = await this.db.updateTable("workers").set({ status: "offline" }).where("status", "=", "online").where("last_seen_at", "<", Date.now() - olderThanMs).returning("id").execute();
     if (lost.length > 0) for (const o of this.observers) o.onWorkersLost?.(lost.map((w) => w.id));
   }
+}
+
+/** Marks a parked claim as this submission's (synchronously, so no other submission serves it too). */
+function take(parked: ParkedClaim): void {
+  let deliver!: (claims: ClaimedRow[]) => void;
+  parked.taken = { claims: new Promise((resolve) => (deliver = resolve)), deliver };
 }
 
 /** A parked claim a submission took but could not serve: it goes on waiting, and later submissions may serve it. */
