@@ -64,7 +64,9 @@ function startCheckpointer(conn: SQLite.Database, path: string): { stop: () => P
   worker.unref();
   const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
   // A failed checkpoint only means the foreground one takes over; never crash the server for it.
-  worker.on("error", () => conn.pragma("wal_autocheckpoint = 1000"));
+  worker.on("error", () => {
+    if (conn.open) conn.pragma("wal_autocheckpoint = 1000");
+  });
   return {
     stop: async () => {
       // Referenced again while it stops: otherwise, with nothing else pending, the process could
