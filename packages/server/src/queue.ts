@@ -82,6 +82,9 @@ void allJobColumnsNamed;
 
 const CLAIM_WINDOW = 64;
 
+/** The columns of the set of finished leases that `completeMany` writes from. */
+const COMPLETE_COLUMNS = ["lease_id", "job_id", "manifest", "att_usage", "job_usage", "outputs", "use_id", "attempt", "project", "type", "wall_s", "cpu_s", "gpu_s", "gpu_detail", "tokens_in", "tokens_out", "cost_usd"] as const;
+
 const JOB_COLUMNS = [...JOB_TEXT_COLUMNS, ...JOB_INT_COLUMNS, ...JOB_FLOAT_COLUMNS] as const;
 const ATTEMPT_COLUMNS = ["id", "job_id", "org_id", "worker_id", "attempt", "status", "created_at", "expires_at", "ended_at", "manifest", "usage", "error"] as const satisfies readonly (keyof AttemptsTable)[];
 const EVENT_COLUMNS = ["job_id", "org_id", "ts", "type", "status", "attempt", "data"] as const satisfies readonly (keyof JobEventsTable)[];
@@ -751,38 +754,63 @@ export class Queue {
       }
       for (let i = 0; i < done.length; i += 500) {
         const chunk = done.slice(i, i + 500);
-        // Set-based writes over one VALUES list. On PostgreSQL all four are one statement (data-
-        // modifying CTEs), so one round trip; the job rows are locked above, so these attempts
-        // cannot have changed since they were read.
-        const values = sql.join(
-          chunk.map((d) => {
-            const u = d.usage;
-            return sql`(${d.attempt.id}, ${d.row.id}, ${d.manifest}, ${JSON.stringify(u)}, ${d.row.usage}, ${d.outputs}, ${newId("use")}, ${d.attempt.attempt}, ${d.row.project}, ${d.row.type}, ${u.wall_s}, ${u.cpu_s}, ${Object.values(u.gpu_s).reduce((x, y) => x + y, 0)}, ${JSON.stringify(u.gpu_s)}, ${u.tokens_in}, ${u.tokens_out}, ${u.cost_usd})`;
-          }),
-        );
-        const cols = sql`v(lease_id, job_id, manifest, att_usage, job_usage, outputs, use_id, attempt, project, type, wall_s, cpu_s, gpu_s, gpu_detail, tokens_in, tokens_out, cost_usd)`;
+        // Set-based writes over the chunk as one set of rows `v`, passed as column arrays
+        // (PostgreSQL) or one JSON array (SQLite): the statement text is the same for every
+        // batch, so nothing is built per row and the prepared statement is reused. On PostgreSQL
+        // all four writes are one statement (data-modifying CTEs), so one round trip; the job
+        // rows are locked above, so these attempts cannot have changed since they were read.
+        const rows = chunk.map((d) => {
+          const u = d.usage;
+          return {
+            lease_id: d.attempt.id,
+            job_id: d.row.id,
+            manifest: d.manifest,
+            att_usage: JSON.stringify(u),
+            job_usage: d.row.usage,
+            outputs: d.outputs,
+            use_id: newId("use"),
+            attempt: d.attempt.attempt,
+            project: d.row.project,
+            type: d.row.type,
+            wall_s: u.wall_s,
+            cpu_s: u.cpu_s,
+            gpu_s: Object.values(u.gpu_s).reduce((x, y) => x + y, 0),
+            gpu_detail: JSON.stringify(u.gpu_s),
+            tokens_in: u.tokens_in,
+            tokens_out: u.tokens_out,
+            cost_usd: u.cost_usd,
+          };
+        });
         if (pg) {
-          await sql`with ${cols} as (values ${values}),
+          const arr = <K extends keyof (typeof rows)[number]>(k: K, type: string) => sql`${rows.map((r) => r[k])}::${sql.raw(type)}[]`;
+          const v = sql`select * from unnest(${sql.join([
+            arr("lease_id", "text"), arr("job_id", "text"), arr("manifest", "text"), arr("att_usage", "text"), arr("job_usage", "text"),
+            arr("outputs", "text"), arr("use_id", "text"), arr("attempt", "int8"), arr("project", "text"), arr("type", "text"),
+            arr("wall_s", "float8"), arr("cpu_s", "float8"), arr("gpu_s", "float8"), arr("gpu_detail", "text"),
+            arr("tokens_in", "int8"), arr("tokens_out", "int8"), arr("cost_usd", "float8"),
+          ])}) as t(${sql.raw(COMPLETE_COLUMNS.join(", "))})`;
+          await sql`with v as (${v}),
             a as (update attempts set status = 'succeeded', ended_at = ${now}, manifest = v.manifest, usage = v.att_usage, error = null
                   from v where attempts.id = v.lease_id and attempts.status = 'active'),
             j as (update jobs set status = 'succeeded', lease_id = null, finished_at = ${now}, usage = v.job_usage, outputs = v.outputs, error = null
                   from v where jobs.id = v.job_id),
             u as (insert into usage_records (id, org_id, job_id, attempt, project, type, ts, wall_s, cpu_s, gpu_s, gpu_detail, tokens_in, tokens_out, cost_usd)
-                  select use_id, ${orgId}, job_id, attempt::int, project, type, ${now}::bigint, wall_s::float8, cpu_s::float8, gpu_s::float8, gpu_detail, tokens_in::bigint, tokens_out::bigint, cost_usd::float8 from v)
+                  select use_id, ${orgId}, job_id, attempt::int, project, type, ${now}::bigint, wall_s, cpu_s, gpu_s, gpu_detail, tokens_in, tokens_out, cost_usd from v)
             insert into job_events (job_id, org_id, ts, type, status, attempt, data)
             select job_id, ${orgId}, ${now}::bigint, 'succeeded', 'succeeded', attempt::int, null from v`.execute(trx);
         } else {
-          // SQLite has no data-modifying CTEs: four statements, all in-process.
-          await sql`with ${cols} as (values ${values})
+          // SQLite has no data-modifying CTEs: four statements, all in-process, over one JSON parameter.
+          const v = sql`select ${sql.raw(COMPLETE_COLUMNS.map((c) => `value ->> '${c}' as ${c}`).join(", "))} from json_each(${JSON.stringify(rows)})`;
+          await sql`with v as (${v})
             update attempts set status = 'succeeded', ended_at = ${now}, manifest = v.manifest, usage = v.att_usage, error = null
             from v where attempts.id = v.lease_id and attempts.status = 'active'`.execute(trx);
-          await sql`with ${cols} as (values ${values})
+          await sql`with v as (${v})
             update jobs set status = 'succeeded', lease_id = null, finished_at = ${now}, usage = v.job_usage, outputs = v.outputs, error = null
             from v where jobs.id = v.job_id`.execute(trx);
-          await sql`with ${cols} as (values ${values})
+          await sql`with v as (${v})
             insert into usage_records (id, org_id, job_id, attempt, project, type, ts, wall_s, cpu_s, gpu_s, gpu_detail, tokens_in, tokens_out, cost_usd)
             select use_id, ${orgId}, job_id, attempt, project, type, ${now}, wall_s, cpu_s, gpu_s, gpu_detail, tokens_in, tokens_out, cost_usd from v`.execute(trx);
-          await sql`with ${cols} as (values ${values})
+          await sql`with v as (${v})
             insert into job_events (job_id, org_id, ts, type, status, attempt, data)
             select job_id, ${orgId}, ${now}, 'succeeded', 'succeeded', attempt, null from v`.execute(trx);
         }

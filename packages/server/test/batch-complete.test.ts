@@ -48,7 +48,11 @@ describe.each(BACKENDS)("batch complete on $name", (backend) => {
     // The other org's job is untouched.
     expect((await other.client.getJob(otherJob.id)).status).toBe("running");
     const usage = await client.getUsage({ group_by: "project" });
-    expect(usage.rows.find((r) => r.key === "batch")?.attempts).toBe(5);
+    const batchRow = usage.rows.find((r) => r.key === "batch");
+    expect(batchRow?.attempts).toBe(5);
+    // The usage records carry what each lease reported: l0's CPU hour at 0.04 per CPU-hour.
+    expect(batchRow?.cpu_s).toBeCloseTo(3600, 6);
+    expect(batchRow?.cost_usd).toBeGreaterThanOrEqual(0.04);
     const events: string[] = [];
     for await (const e of client.events(byLease.get(l2)!)) events.push(e.type);
     expect(events).toEqual(["queued", "running", "succeeded"]);
