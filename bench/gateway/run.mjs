@@ -23,6 +23,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { freshPgDatabase } from "../lib/fresh-pg.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=")).map(([k, v]) => [k, v ?? "1"]));
@@ -160,7 +161,6 @@ function openLoop(tg, rate, seconds) {
 }
 
 let home;
-let pgName;
 let dropPg;
 try {
   const load0 = loadavg();
@@ -170,22 +170,9 @@ try {
   // --backend=postgres: the control plane's store on a fresh PostgreSQL database (NEXA_BENCH_PG admin URL).
   let databaseUrl = `sqlite:${join(home, "forge.db")}`;
   if (args.backend === "postgres") {
-    const pg = (await import("pg")).default;
-    const admin = process.env.NEXA_BENCH_PG ?? "postgres://postgres@127.0.0.1:5432/postgres";
-    pgName = `nexa_bench_gw_${process.pid}`;
-    const c = new pg.Client({ connectionString: admin });
-    await c.connect();
-    await c.query(`create database ${pgName}`);
-    await c.end();
-    const u = new URL(admin);
-    u.pathname = `/${pgName}`;
-    databaseUrl = u.toString();
-    dropPg = async () => {
-      const d = new pg.Client({ connectionString: admin });
-      await d.connect();
-      await d.query(`drop database if exists ${pgName} with (force)`);
-      await d.end();
-    };
+    const db = await freshPgDatabase("nexa_bench_gw");
+    databaseUrl = db.url;
+    dropPg = db.drop;
   }
   // --prof=DIR: a V8 CPU profile of the control plane process, written there when it exits.
   const profFlags = args.prof ? ["--cpu-prof", `--cpu-prof-dir=${args.prof}`] : [];

@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { freshPgDatabase, PG_ADMIN } from "../lib/fresh-pg.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=")).map(([k, v]) => [k, v ?? "1"]));
@@ -32,7 +33,6 @@ const N = Number(args.n ?? 20000);
 const BACKENDS = (args.backends ?? "sqlite,postgres").split(",").filter((b) => b === "sqlite" || b === "postgres");
 const PEERS = args.peers ?? "/tmp/nexa-peers";
 const SAMPLES = Number(args.samples ?? 200);
-const PG_ADMIN = process.env.NEXA_BENCH_PG ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const WORKERS = 8;
 // --cpu-prof=DIR: the control-plane child writes a V8 CPU profile there (open in Chrome DevTools).
 const CHILD_FLAGS = args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : [];
@@ -103,21 +103,12 @@ async function pgCpuMs(databaseUrl) {
 async function freshStore(backend) {
   const home = mkdtempSync(join(tmpdir(), "nexa-bench-"));
   if (backend === "sqlite") return { home, databaseUrl: `sqlite:${join(home, "forge.db")}`, drop: async () => rmSync(home, { recursive: true, force: true }) };
-  const name = `nexa_bench_${process.pid}_${Math.random().toString(36).slice(2, 7)}`;
-  const c = new pg.Client({ connectionString: PG_ADMIN });
-  await c.connect();
-  await c.query(`create database ${name}`);
-  await c.end();
-  const u = new URL(PG_ADMIN);
-  u.pathname = `/${name}`;
+  const db = await freshPgDatabase("nexa_bench");
   return {
     home,
-    databaseUrl: u.toString(),
+    databaseUrl: db.url,
     drop: async () => {
-      const d = new pg.Client({ connectionString: PG_ADMIN });
-      await d.connect();
-      await d.query(`drop database if exists ${name} with (force)`);
-      await d.end();
+      await db.drop();
       rmSync(home, { recursive: true, force: true });
     },
   };
