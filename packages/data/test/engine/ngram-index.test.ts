@@ -46,7 +46,7 @@ describe("NGramIndex (Gopher repetition n-grams over live positions)", () => {
       const words = Array.from({ length: len }, () => vocab[rnd(v)]!);
       // Sometimes a repeated block, so long n-grams repeat too.
       if (trial % 3 === 0 && len > 12) words.push(...words.slice(2, 2 + rnd(12)));
-      const index = new NGramIndex(words);
+      const index = NGramIndex.ofWords(words);
       // Any call order must give the same answers (levels are built lazily).
       const ns = trial % 2 === 0 ? [2, 3, 4, 5, 6, 7, 8, 9, 10, 1] : [10, 1, 5, 2, 9, 3, 8, 4, 7, 6];
       for (const n of ns) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { SpacyEnglishTokenizer } from "../../src/engine/index.js";
+import { GopherQualityFilter, GopherRepetitionFilter, SpacyEnglishTokenizer, WordSplitter } from "../../src/engine/index.js";
+import { loadSample } from "./fixtures.js";
 
 // Expected values were produced by running spaCy 3.8.16 (`spacy.blank("en")` + `sentencizer`,
 // tokens stripped as datatrove does) on these strings; the full-corpus comparison is in the parity test.
@@ -56,5 +57,29 @@ describe("SpacyEnglishTokenizer", () => {
     };
     const fresh = new SpacyEnglishTokenizer();
     for (const [span, want] of Object.entries(cases)) expect([...fresh.span(span)], span).toEqual(want);
+  });
+  it("gives the same words, sentence counts and filter verdicts when its caches empty between and within calls", () => {
+    // A tiny cache empties the span cache inside long documents and the token table (new ids, new
+    // epoch) between calls; a large one never does on this sample.
+    const docs = loadSample().slice(0, 120);
+    const big = new SpacyEnglishTokenizer({ maxCacheEntries: 1_000_000 });
+    const tiny = new SpacyEnglishTokenizer({ maxCacheEntries: 64 });
+    const epoch0 = tiny.epoch;
+    for (const d of docs) {
+      expect(tiny.words(d.text)).toEqual(big.words(d.text));
+      const line = d.text.slice(0, 400);
+      expect(tiny.countSentences(line)).toBe(big.countSentences(line));
+    }
+    expect(tiny.epoch).toBeGreaterThan(epoch0);
+    const filters = (t: SpacyEnglishTokenizer): [GopherRepetitionFilter, GopherQualityFilter] => {
+      const s = new WordSplitter(t);
+      return [new GopherRepetitionFilter({}, s), new GopherQualityFilter({}, s)];
+    };
+    const [repBig, qBig] = filters(new SpacyEnglishTokenizer({ maxCacheEntries: 1_000_000 }));
+    const [repTiny, qTiny] = filters(new SpacyEnglishTokenizer({ maxCacheEntries: 64 }));
+    for (const d of docs) {
+      expect(repTiny.apply(d.text)).toEqual(repBig.apply(d.text));
+      expect(qTiny.apply(d.text)).toEqual(qBig.apply(d.text));
+    }
   });
 });

@@ -22,18 +22,29 @@ export function drop(reason: string): FilterVerdict {
 /**
  * Word splitting shared by the filters of one pipeline, with the last few texts memoised
  * (datatrove's `lru_cache` on word splitting): a document run through Gopher repetition and then
- * Gopher quality is tokenized once.
+ * Gopher quality is tokenized once. Words come as the tokenizer's token ids ({@link ids}); the
+ * tokenizer's tables give their texts and lengths.
  */
 export class WordSplitter {
   private readonly keys: string[] = [];
-  private readonly values: string[][] = [];
+  private readonly values: Int32Array[] = [];
+  private epoch = -1;
 
   constructor(readonly tokenizer: SpacyEnglishTokenizer = SpacyEnglishTokenizer.shared(), private readonly size = 4) {}
 
-  /** spaCy English words of `text` (datatrove's `word_tokenize`). */
-  words(text: string): string[] {
-    for (let i = 0; i < this.keys.length; i++) if (this.keys[i] === text) return this.values[i]!;
-    const w = this.tokenizer.words(text);
+  /** Token ids of `text`'s spaCy English words (see {@link SpacyEnglishTokenizer.wordIds}). */
+  ids(text: string): Int32Array {
+    const tok = this.tokenizer;
+    if (this.epoch === tok.epoch) {
+      for (let i = 0; i < this.keys.length; i++) if (this.keys[i] === text) return this.values[i]!;
+    }
+    const w = tok.wordIds(text);
+    // The tokenizer may have emptied its token table before this call: older ids mean nothing now.
+    if (this.epoch !== tok.epoch) {
+      this.keys.length = 0;
+      this.values.length = 0;
+      this.epoch = tok.epoch;
+    }
     if (this.keys.length >= this.size) {
       this.keys.shift();
       this.values.shift();
@@ -41,6 +52,13 @@ export class WordSplitter {
     this.keys.push(text);
     this.values.push(w);
     return w;
+  }
+
+  /** spaCy English words of `text` (datatrove's `word_tokenize`). */
+  words(text: string): string[] {
+    const ids = this.ids(text);
+    const texts = this.tokenizer.tokenTexts;
+    return Array.from(ids, (id) => texts[id]!);
   }
 
   /** Non-blank sentences of `text` (datatrove's `len(sent_tokenize(text))`). */

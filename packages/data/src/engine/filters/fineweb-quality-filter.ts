@@ -73,7 +73,7 @@ export class FineWebQualityFilter implements DocFilter {
     const newlines = pyCount(text, "\n");
     ratio = findDuplicates(lines)[1] / (pyLen(text) - newlines);
     if (ratio > o.char_duplicates_ratio) return drop("char_dup_ratio");
-    const words = this.splitter.words(text);
+    const words = this.splitter.ids(text);
     if (newlines / words.length > o.new_line_ratio) return drop("list_ratio");
     return KEEP;
   }

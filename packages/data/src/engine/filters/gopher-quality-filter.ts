@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { PUNCTUATION_SET } from "../text/simplify-text.js";
-import { hasAlpha, pyCount, pyLen, pyLstrip, pyRstrip, pySplitlines } from "../text/py-str.js";
+import { hasAlpha, pyCount, pyLstrip, pyRstrip, pySplitlines } from "../text/py-str.js";
 import { type DocFilter, drop, type FilterVerdict, KEEP, WordSplitter } from "./doc-filter.js";
 
 /** Options of {@link GopherQualityFilter}; `null` disables a rule. Defaults are datatrove's. */
@@ -27,8 +27,6 @@ export const GopherQualityOptions = z.strictObject({
   stop_words: z.array(z.string()).default(["the", "be", "to", "of", "and", "that", "have", "with"]),
 });
 export type GopherQualityOptions = z.input<typeof GopherQualityOptions>;
-
-const SURROGATE = /[\ud800-\udbff]/;
 
 // PUNCTUATION_SET's BMP members as a table; its few astral members (terminal marks) are looked up in the set.
 const BMP_PUNCT = new Uint8Array(65536);
@@ -64,6 +62,10 @@ export class GopherQualityFilter implements DocFilter {
   private readonly o: z.output<typeof GopherQualityOptions>;
   private readonly stop: Set<string>;
 
+  /** Per token id of the splitter's tokenizer: KNOWN plus the word's flags, 0 until first seen. */
+  private props: Uint8Array = new Uint8Array(0);
+  private propsEpoch = -1;
+
   constructor(options: GopherQualityOptions = {}, private readonly splitter = new WordSplitter()) {
     this.o = GopherQualityOptions.parse(options);
     this.stop = new Set(this.o.stop_words);
@@ -71,21 +73,26 @@ export class GopherQualityFilter implements DocFilter {
 
   apply(text: string): FilterVerdict {
     const o = this.o;
-    const words = this.splitter.words(text);
-    const nWords = words.length;
-    // Without surrogate pairs in the text, UTF-16 length is Python's len.
-    const astral = SURROGATE.test(text);
+    const ids = this.splitter.ids(text);
+    const tok = this.splitter.tokenizer;
+    const lens = tok.tokenLengths;
+    const nWords = ids.length;
+    let props = this.props;
+    if (this.propsEpoch !== tok.epoch || props.length < tok.vocabSize) props = this.resetProps(tok.epoch, tok.vocabSize);
     let nNonSymbol = 0;
     let nonSymbolChars = 0;
     let alphaWords = 0;
     let stopWords = 0;
-    for (const w of words) {
-      if (!isSymbolWord(w)) {
+    for (let i = 0; i < nWords; i++) {
+      const id = ids[i]!;
+      let p = props[id]!;
+      if (p === 0) p = props[id] = this.wordProps(tok.tokenTexts[id]!);
+      if ((p & NON_SYMBOL) !== 0) {
         nNonSymbol++;
-        nonSymbolChars += astral ? pyLen(w) : w.length;
+        nonSymbolChars += lens[id]!;
       }
-      if (hasAlpha(w)) alphaWords++;
-      if (this.stop.has(w)) stopWords++;
+      if ((p & ALPHA) !== 0) alphaWords++;
+      if ((p & STOP) !== 0) stopWords++;
     }
     if (o.min_doc_words && nNonSymbol < o.min_doc_words) return drop("gopher_short_doc");
     if (o.max_doc_words && nNonSymbol > o.max_doc_words) return drop("gopher_long_doc");
@@ -118,4 +125,21 @@ export class GopherQualityFilter implements DocFilter {
     if (o.min_stop_words && stopWords < o.min_stop_words) return drop("gopher_enough_stop_words");
     return KEEP;
   }
+
+  private wordProps(w: string): number {
+    return KNOWN | (isSymbolWord(w) ? 0 : NON_SYMBOL) | (hasAlpha(w) ? ALPHA : 0) | (this.stop.has(w) ? STOP : 0);
+  }
+
+  /** A table for the tokenizer's current ids: kept (and grown) within an epoch, emptied across. */
+  private resetProps(epoch: number, vocab: number): Uint8Array {
+    const grown = new Uint8Array(Math.max(1024, 2 * vocab));
+    if (this.propsEpoch === epoch) grown.set(this.props);
+    this.propsEpoch = epoch;
+    return (this.props = grown);
+  }
 }
+
+const KNOWN = 1;
+const NON_SYMBOL = 2;
+const ALPHA = 4;
+const STOP = 8;

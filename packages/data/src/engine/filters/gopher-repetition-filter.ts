@@ -77,10 +77,11 @@ export class GopherRepetitionFilter implements DocFilter {
     if (o.dup_line_frac && lineDups / lines.length > o.dup_line_frac) return drop("dup_line_frac");
     if (o.dup_line_char_frac && lineChars / textLen > o.dup_line_char_frac) return drop("dup_line_char_frac");
 
-    const words = this.splitter.words(text);
-    const grams = new NGramIndex(words);
+    const ids = this.splitter.ids(text);
+    const tok = this.splitter.tokenizer;
+    const grams = new NGramIndex(ids, tok.tokenLengths, tok.vocabSize);
     for (const [n, frac] of o.top_n_grams) {
-      if (words.length - n + 1 <= 0) continue;
+      if (ids.length - n + 1 <= 0) continue;
       if (grams.topDuplicateChars(n) / textLen > frac) return drop(`top_${n}_gram`);
     }
     for (const [n, frac] of o.dup_n_grams) {
@@ -107,22 +108,31 @@ export class NGramIndex {
   private readonly liveId: Int32Array[] = [];
   private readonly liveCount: Int32Array[] = [];
 
-  constructor(words: readonly string[]) {
-    const vocab = new Map<string, number>();
-    const vocabLen: number[] = [];
+  /**
+   * `words[i]` is a word's id (below `vocabSize`), `wordLen[id]` its length in code points: equal
+   * ids are equal words.
+   */
+  constructor(words: ArrayLike<number>, wordLen: ArrayLike<number>, vocabSize: number) {
+    // Dense per-document ids, first seen first, through a per-thread table over the vocabulary.
+    const r = remapTable(vocabSize);
+    const stamp = r.stamp;
+    const local = r.local;
+    const gen = r.gen;
     const ids = new Int32Array(words.length);
     const occ = new Int32Array(words.length);
     this.lens = new Int32Array(words.length);
+    let next = 0;
     for (let i = 0; i < words.length; i++) {
       const w = words[i]!;
-      let id = vocab.get(w);
-      if (id === undefined) {
-        vocab.set(w, (id = vocab.size));
-        vocabLen.push(pyLen(w));
+      let id: number;
+      if (stamp[w] === gen) id = local[w]!;
+      else {
+        stamp[w] = gen;
+        local[w] = id = next++;
       }
       ids[i] = id;
       occ[id]!++;
-      this.lens[i] = vocabLen[id]!;
+      this.lens[i] = wordLen[w]!;
     }
     this.wordIds = ids;
     let live = 0;
@@ -138,6 +148,21 @@ export class NGramIndex {
     this.livePos[1] = pos;
     this.liveId[1] = lid;
     this.liveCount[1] = occ;
+  }
+
+  /** An index over word strings (ids given here, first seen first). */
+  static ofWords(words: readonly string[]): NGramIndex {
+    const vocab = new Map<string, number>();
+    const lens: number[] = [];
+    const ids = words.map((w) => {
+      let id = vocab.get(w);
+      if (id === undefined) {
+        vocab.set(w, (id = vocab.size));
+        lens.push(pyLen(w));
+      }
+      return id;
+    });
+    return new NGramIndex(ids, lens, vocab.size);
   }
 
   /** Build levels up to n. */
@@ -283,4 +308,17 @@ function scratch(cap: number, m: number): NonNullable<typeof scratchBufs> {
   const c = Math.max(cap, b?.keyA.length ?? 0);
   const n = Math.max(m, b?.candId.length ?? 0, 16);
   return (scratchBufs = { keyA: new Int32Array(c), keyB: new Int32Array(c), val: new Int32Array(c), candId: new Int32Array(n), count: new Int32Array(n), renum: new Int32Array(n) });
+}
+
+/** Word id → per-document id, valid where `stamp` equals `gen` (a new `gen` per document empties it). */
+let remap: { stamp: Int32Array; local: Int32Array; gen: number } | null = null;
+
+function remapTable(vocabSize: number): NonNullable<typeof remap> {
+  let r = remap;
+  if (r === null || r.stamp.length < vocabSize || r.gen === 0x7fffffff) {
+    const n = Math.max(1024, 2 * vocabSize, r?.stamp.length ?? 0);
+    r = remap = { stamp: new Int32Array(n), local: new Int32Array(n), gen: 0 };
+  }
+  r.gen++;
+  return r;
 }

@@ -1,4 +1,4 @@
-import { isPySpaceCode } from "../text/py-str.js";
+import { isPySpaceCode, pyLen } from "../text/py-str.js";
 import { SPACY_EN } from "./spacy-en-data.js";
 
 /**
@@ -35,11 +35,21 @@ export class SpacyEnglishTokenizer {
   private readonly infixTriggerA = new RegExp(SPACY_EN.infixAsciiTrigger);
   private readonly specials: Map<string, readonly string[]>;
   private readonly punctChars: Set<string>;
-  private readonly cache: SpanCache;
+  private readonly cache: SpanTable;
+  private readonly maxCacheEntries: number;
   private readonly matcher = new Map<string, { tokens: string[]; key: string }[]>();
+  // Token table: every token text the span cache holds gets a dense id, with its code-point length
+  // and sentencizer flags. Emptied together with the span cache, between calls (see `epoch`).
+  private readonly vocab = new Map<string, number>();
+  private texts: string[] = [];
+  private lens = new Int32Array(1024);
+  private flags = new Uint8Array(1024);
+  private epochNo = 0;
+  private idBuf = new Int32Array(1024);
 
   constructor(options: { maxCacheEntries?: number } = {}) {
-    this.cache = new SpanCache(options.maxCacheEntries ?? 200_000);
+    this.maxCacheEntries = options.maxCacheEntries ?? 200_000;
+    this.cache = new SpanTable(this.maxCacheEntries);
     this.specials = new Map(Object.entries(SPACY_EN.rules as Record<string, readonly string[]>));
     this.punctChars = new Set<string>(SPACY_EN.punctChars);
     // Tokenizer.add_special_case: with faster_heuristics, a special case that the affix rules would
@@ -56,11 +66,49 @@ export class SpacyEnglishTokenizer {
   }
 
   /**
+   * Changes whenever the token table is emptied (at the start of a call, once the span cache is
+   * full): ids from {@link wordIds} are meaningful only with the tables of the same epoch.
+   */
+  get epoch(): number {
+    return this.epochNo;
+  }
+
+  /** Code-point length (Python's `len`) of each token id's text. */
+  get tokenLengths(): Int32Array {
+    return this.lens;
+  }
+
+  /** Text of each token id. */
+  get tokenTexts(): readonly string[] {
+    return this.texts;
+  }
+
+  /** Number of token ids handed out in this epoch. */
+  get vocabSize(): number {
+    return this.texts.length;
+  }
+
+  /**
    * datatrove's `SpaCyTokenizer.word_tokenize`: spaCy's tokens, each stripped, empty ones
    * (the whitespace tokens) dropped.
    */
   words(text: string): string[] {
-    const out: string[] = [];
+    const ids = this.wordIds(text);
+    const texts = this.texts;
+    const out = new Array<string>(ids.length);
+    for (let k = 0; k < ids.length; k++) out[k] = texts[ids[k]!]!;
+    return out;
+  }
+
+  /**
+   * {@link words} as token ids: equal ids mean equal token texts (within one {@link epoch});
+   * {@link tokenTexts} and {@link tokenLengths} give each id's text and length.
+   */
+  wordIds(text: string): Int32Array {
+    this.startCall();
+    const cache = this.cache;
+    let out = this.idBuf;
+    let m = 0;
     const n = text.length;
     let i = 0;
     while (i < n) {
@@ -73,10 +121,18 @@ export class SpacyEnglishTokenizer {
         if (isPySpaceCode(c)) break;
         h = Math.imul(h ^ c, FNV_PRIME);
       }
-      const toks = this.spanAt(text, start, i, h);
-      for (let k = 0; k < toks.length; k++) out.push(toks[k]!);
+      let v = cache.find(text, start, i, h);
+      if (v < 0) v = this.miss(text, start, i, h);
+      const vals = cache.vals;
+      const cnt = vals[v]!;
+      if (m + cnt > out.length) {
+        const grown = new Int32Array(Math.max(2 * out.length, m + cnt));
+        grown.set(out.subarray(0, m));
+        out = this.idBuf = grown;
+      }
+      for (let k = 1; k <= cnt; k++) out[m++] = vals[v + k]!;
     }
-    return out;
+    return out.slice(0, m);
   }
 
   /**
@@ -86,30 +142,41 @@ export class SpacyEnglishTokenizer {
   countSentences(text: string): number {
     const n = text.length;
     if (n === 0) return 0;
+    this.startCall();
+    const cache = this.cache;
     let sentences = 0;
     let curHasWord = false;
     let seenPeriod = false;
     let any = false;
-    const visit = (tokText: string | null): void => {
-      // null: a whitespace token (never punctuation, never in punct_chars).
+    // A token's flags: TOKEN, plus IN_PUNCT_CHARS and IS_PUNCT; 0 is a whitespace token (never
+    // punctuation, never in punct_chars).
+    const visit = (f: number): void => {
       if (!any) {
         any = true;
       } else {
-        const inPunct = tokText !== null && this.punctChars.has(tokText);
-        if (seenPeriod && !inPunct && (tokText === null || !isPunct(tokText))) {
+        const inPunct = (f & IN_PUNCT_CHARS) !== 0;
+        if (seenPeriod && !inPunct && (f & IS_PUNCT) === 0) {
           if (curHasWord) sentences++;
           curHasWord = false;
           seenPeriod = false;
         } else if (inPunct) {
           seenPeriod = true;
         }
-        if (tokText !== null) curHasWord = true;
+        if (f !== 0) curHasWord = true;
         return;
       }
-      if (tokText !== null) {
+      if (f !== 0) {
         curHasWord = true;
-        if (this.punctChars.has(tokText)) seenPeriod = true;
+        if ((f & IN_PUNCT_CHARS) !== 0) seenPeriod = true;
       }
+    };
+    const visitSpan = (start: number, end: number, h: number): void => {
+      let v = cache.find(text, start, end, h);
+      if (v < 0) v = this.miss(text, start, end, h);
+      const vals = cache.vals;
+      const flags = this.flags;
+      const cnt = vals[v]!;
+      for (let k = 1; k <= cnt; k++) visit(flags[vals[v + k]!]!);
     };
     let i = 0;
     let start = 0;
@@ -122,8 +189,8 @@ export class SpacyEnglishTokenizer {
       const ws = isPySpaceCode(c);
       if (ws !== inWs) {
         if (start < i) {
-          if (inWs) visit(null);
-          else for (const t of this.spanAt(text, start, i, h)) visit(t);
+          if (inWs) visit(0);
+          else visitSpan(start, i, h);
         }
         start = c === 0x20 ? i + 1 : i;
         inWs = !inWs;
@@ -132,8 +199,8 @@ export class SpacyEnglishTokenizer {
       if (!ws) h = Math.imul(h ^ c, FNV_PRIME);
     }
     if (start < n) {
-      if (inWs) visit(null);
-      else for (const t of this.spanAt(text, start, n, h)) visit(t);
+      if (inWs) visit(0);
+      else visitSpan(start, n, h);
     }
     if (curHasWord) sentences++;
     return sentences;
@@ -141,19 +208,56 @@ export class SpacyEnglishTokenizer {
 
   /** Tokens of one whitespace-free span. */
   span(span: string): readonly string[] {
+    this.startCall();
     let h = FNV_OFFSET;
     for (let i = 0; i < span.length; i++) h = Math.imul(h ^ span.charCodeAt(i), FNV_PRIME);
-    return this.spanAt(span, 0, span.length, h);
+    let v = this.cache.find(span, 0, span.length, h);
+    if (v < 0) v = this.miss(span, 0, span.length, h);
+    const vals = this.cache.vals;
+    const out: string[] = [];
+    for (let k = 1; k <= vals[v]!; k++) out.push(this.texts[vals[v + k]!]!);
+    return out;
   }
 
-  /** Tokens of `text[start, end)` (whitespace-free), whose FNV-1a hash over UTF-16 units is `hash`; a cache hit allocates nothing. */
-  private spanAt(text: string, start: number, end: number, hash: number): readonly string[] {
-    const hit = this.cache.get(text, start, end, hash);
-    if (hit !== undefined) return hit;
+  /**
+   * A full span cache is emptied with the token table here, between calls, so the ids of one
+   * call's result stay consistent; within a call only the span cache is emptied ({@link miss}).
+   */
+  private startCall(): void {
+    if (this.cache.size < this.maxCacheEntries && this.texts.length < this.maxCacheEntries) return;
+    this.cache.clear();
+    this.vocab.clear();
+    this.texts = [];
+    this.epochNo++;
+  }
+
+  /** Tokenize `text[start, end)` (whitespace-free, FNV-1a hash `hash`) and cache it; returns its offset in the cache's values. */
+  private miss(text: string, start: number, end: number, hash: number): number {
     const span = text.slice(start, end);
     const toks = this.specials.get(span) ?? this.applySpecialMatches(this.tokenizeSpan(span, true));
-    this.cache.set(span, hash, toks);
-    return toks;
+    const ids = new Array<number>(toks.length);
+    for (let k = 0; k < toks.length; k++) ids[k] = this.intern(toks[k]!);
+    if (this.cache.size >= this.maxCacheEntries) this.cache.clear();
+    return this.cache.insert(text, start, end, hash, ids);
+  }
+
+  private intern(t: string): number {
+    let id = this.vocab.get(t);
+    if (id !== undefined) return id;
+    id = this.texts.length;
+    this.vocab.set(t, id);
+    this.texts.push(t);
+    if (id >= this.lens.length) {
+      const lens = new Int32Array(2 * this.lens.length);
+      lens.set(this.lens);
+      this.lens = lens;
+      const flags = new Uint8Array(2 * this.flags.length);
+      flags.set(this.flags);
+      this.flags = flags;
+    }
+    this.lens[id] = pyLen(t);
+    this.flags[id] = TOKEN | (this.punctChars.has(t) ? IN_PUNCT_CHARS : 0) | (isPunct(t) ? IS_PUNCT : 0);
+    return id;
   }
 
   private findPrefix(s: string, ascii = ASCII_RE.test(s)): number {
@@ -308,51 +412,86 @@ export class SpacyEnglishTokenizer {
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
 
-/**
- * Span → tokens, open addressing keyed by a span's characters inside its text: a hit compares
- * characters in place instead of slicing the span out and hashing the new string (most spans of
- * a document are hits). Emptied when full, like spaCy's cache.
- */
-class SpanCache {
-  private readonly keys: (string | undefined)[];
-  private readonly values: (readonly string[] | undefined)[];
-  private readonly hashes: Int32Array;
-  private readonly mask: number;
-  private size = 0;
+const TOKEN = 4;
+const IN_PUNCT_CHARS = 1;
+const IS_PUNCT = 2;
 
-  constructor(private readonly maxEntries: number) {
+/**
+ * Span → token ids, open addressing over flat typed arrays: a slot is (hash, length, key offset,
+ * value offset); keys are the spans' UTF-16 units in one pool, values a count and the ids in
+ * another. A hit compares characters in place (no slicing, no string hashing) and touches no
+ * JavaScript object. Emptied when full, like spaCy's cache.
+ */
+class SpanTable {
+  private readonly slots: Int32Array;
+  private readonly mask: number;
+  private chars = new Uint16Array(1 << 20);
+  private charTop = 0;
+  /** Per cached span: its token count, then its token ids. Replaced when it grows. */
+  vals = new Int32Array(1 << 18);
+  private valTop = 0;
+  size = 0;
+
+  constructor(maxEntries: number) {
     let cap = 16;
     while (cap < 2 * maxEntries) cap <<= 1;
-    this.keys = new Array<string | undefined>(cap).fill(undefined);
-    this.values = new Array<readonly string[] | undefined>(cap).fill(undefined);
-    this.hashes = new Int32Array(cap);
+    this.slots = new Int32Array(4 * cap);
     this.mask = cap - 1;
   }
 
-  get(text: string, start: number, end: number, hash: number): readonly string[] | undefined {
+  /** Offset in {@link vals} of `text[start, end)`'s entry, or -1. */
+  find(text: string, start: number, end: number, hash: number): number {
+    const slots = this.slots;
+    const chars = this.chars;
     const len = end - start;
     for (let p = hash & this.mask; ; p = (p + 1) & this.mask) {
-      const k = this.keys[p];
-      if (k === undefined) return undefined;
-      if (this.hashes[p] !== hash || k.length !== len) continue;
+      const s = p << 2;
+      const l = slots[s + 1]!;
+      // Spans are never empty: length 0 marks a free slot.
+      if (l === 0) return -1;
+      if (l !== len || slots[s]! !== hash) continue;
+      const k = slots[s + 2]!;
       let j = 0;
-      while (j < len && k.charCodeAt(j) === text.charCodeAt(start + j)) j++;
-      if (j === len) return this.values[p];
+      while (j < len && chars[k + j] === text.charCodeAt(start + j)) j++;
+      if (j === len) return slots[s + 3]!;
     }
   }
 
-  set(key: string, hash: number, value: readonly string[]): void {
-    if (this.size >= this.maxEntries) {
-      this.keys.fill(undefined);
-      this.values.fill(undefined);
-      this.size = 0;
+  insert(text: string, start: number, end: number, hash: number, ids: readonly number[]): number {
+    const len = end - start;
+    if (this.charTop + len > this.chars.length) {
+      const c = new Uint16Array(Math.max(2 * this.chars.length, this.charTop + len));
+      c.set(this.chars.subarray(0, this.charTop));
+      this.chars = c;
     }
+    if (this.valTop + 1 + ids.length > this.vals.length) {
+      const v = new Int32Array(Math.max(2 * this.vals.length, this.valTop + 1 + ids.length));
+      v.set(this.vals.subarray(0, this.valTop));
+      this.vals = v;
+    }
+    const k = this.charTop;
+    for (let j = 0; j < len; j++) this.chars[k + j] = text.charCodeAt(start + j);
+    this.charTop += len;
+    const v = this.valTop;
+    this.vals[v] = ids.length;
+    for (let j = 0; j < ids.length; j++) this.vals[v + 1 + j] = ids[j]!;
+    this.valTop += 1 + ids.length;
     let p = hash & this.mask;
-    while (this.keys[p] !== undefined) p = (p + 1) & this.mask;
-    this.keys[p] = key;
-    this.values[p] = value;
-    this.hashes[p] = hash;
+    while (this.slots[(p << 2) + 1] !== 0) p = (p + 1) & this.mask;
+    const s = p << 2;
+    this.slots[s] = hash;
+    this.slots[s + 1] = len;
+    this.slots[s + 2] = k;
+    this.slots[s + 3] = v;
     this.size++;
+    return v;
+  }
+
+  clear(): void {
+    this.slots.fill(0);
+    this.charTop = 0;
+    this.valTop = 0;
+    this.size = 0;
   }
 }
 
