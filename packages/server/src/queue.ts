@@ -55,9 +55,9 @@ interface Served {
 }
 
 /**
- * A long-poll claim parked on this replica that a submission may serve itself (SQLite:
- * {@link Queue.handOff}; PostgreSQL: {@link Queue.assignParked}): only for workers the
- * set-based claim serves (no GPUs, no labels) in orgs without a running limit.
+ * A long-poll claim parked on this replica that a submission may serve itself
+ * ({@link Queue.assignParked}): only for workers the set-based claim serves (no GPUs, no
+ * labels) in orgs without a running limit.
  */
 interface ParkedClaim {
   orgId: string;
@@ -191,11 +191,12 @@ export class Queue {
       };
     });
     try {
+      if (this.parked.size > 0) this.assignParked(orgId, rows, now, served);
       if (this.backend.dialect === "postgres") {
-        if (this.parked.size > 0) this.assignParked(orgId, rows, now, served);
         await this.insertJobsPg(orgId, rows, now, served);
       } else {
         const projects = [...new Set(rows.map((r) => r.project))].filter((name) => !this.knownProjects.has(`${orgId}/${name}`));
+        const handed = served.flatMap((s) => s.claims);
         await this.db.transaction().execute(async (trx) => {
           await insertRows(trx, "jobs", JOB_COLUMNS, rows);
           if (projects.length > 0) {
@@ -205,8 +206,14 @@ export class Queue {
               .onConflict((oc) => oc.columns(["org_id", "name"]).doNothing())
               .execute();
           }
-          await insertRows(trx, "job_events", EVENT_COLUMNS, rows.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "queued", status: "queued", attempt: 0, data: null })));
-          if (this.parked.size > 0) await this.handOff(trx, orgId, rows, now, served);
+          // `queued` for every job, then `running` for those handed to parked claims, in that order.
+          const events: Omit<JobEventsTable, "seq">[] = rows.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "queued", status: "queued", attempt: 0, data: null }));
+          for (const { row } of handed) events.push({ job_id: row.id, org_id: orgId, ts: now, type: "running", status: "running", attempt: 1, data: JSON.stringify({ worker_id: row.worker_id }) });
+          await insertRows(trx, "job_events", EVENT_COLUMNS, events);
+          if (handed.length > 0) {
+            const expires = now + this.timing.leaseTtlMs;
+            await insertRows(trx, "attempts", ATTEMPT_COLUMNS, handed.map(({ row }) => ({ id: row.lease_id!, job_id: row.id, org_id: orgId, worker_id: row.worker_id!, attempt: 1, status: "active", created_at: now, expires_at: expires, ended_at: null, manifest: null, usage: null, error: null })));
+          }
         });
         for (const name of projects) this.knownProjects.add(`${orgId}/${name}`);
       }
@@ -232,6 +239,8 @@ export class Queue {
       parked.wake();
     }
     const handed = served.reduce((n, s) => n + s.claims.length, 0);
+    // The workers' answers are what add→start waits for: let them be written before this one.
+    if (handed > 0) await new Promise<void>((resolve) => process.nextTick(resolve));
     if (handed < rows.length) this.bus.publish({ kind: "jobs", org: orgId, jobs: subs.length > 64 ? "any" : subs.map((s) => ({ type: s.type, requirements: s.requirements })) });
     // Jobs a parked claim took are answered as they are now: running on that worker.
     const started = new Map(served.flatMap((x) => x.claims.map((c) => [c.row.id, c.row] as const)));
@@ -272,11 +281,12 @@ export class Queue {
   }
 
   /**
-   * PostgreSQL: new jobs that parked long-polls of this replica can run start at once, in the
-   * submission's own statement (one round trip and one commit where a claim adds another of
-   * each). Each goes to the longest-parked worker that can take it, highest priority first. Jobs
-   * already queued are not looked at: a parked worker found none it could run, and a job queued
-   * since, by another replica, woke it already.
+   * New jobs that parked long-polls of this replica can run start at once, inserted already
+   * running with their attempts in the submission's own transaction (PostgreSQL: its one
+   * statement): add→start costs one commit where a claim adds another, and no wake-up before the
+   * claim starts. Each goes to the longest-parked worker that can take it, highest priority
+   * first. Jobs already queued are not looked at: a parked worker found none it could run, and a
+   * job queued since by anything else (another replica, a retry, an expired lease) woke it.
    */
   private assignParked(orgId: string, rows: JobsTable[], now: number, served: Served[]): void {
     const expiresAt = iso(now + this.timing.leaseTtlMs);
@@ -400,35 +410,11 @@ export class Queue {
     }
   }
 
-  /** Whether a parked claim of this worker may be served by a submission ({@link handOff}, {@link assignParked}). */
+  /** Whether a parked claim of this worker may be served by a submission ({@link assignParked}). */
   private async canPark(orgId: string, caps: Capabilities): Promise<boolean> {
     if (caps.gpus.length > 0 || Object.keys(caps.labels ?? {}).length > 0) return false;
     const org = await this.orgLimits(orgId);
     return org.maxRunning === null && !org.blocked;
-  }
-
-  /**
-   * SQLite: claims for parked long-polls that the new jobs could go to, made inside the
-   * submission's own transaction with the same statements as {@link claimSimple} (so the claim
-   * order and every check are the same), and handed to the waiting request after the commit.
-   * add→start then costs one commit instead of two, and no wake-up before the claim starts.
-   * (PostgreSQL cannot claim in the submission's statement, which does not see its own inserts:
-   * there {@link assignParked} starts the new jobs directly.)
-   */
-  private async handOff(trx: Db, orgId: string, rows: JobsTable[], now: number, served: Served[]): Promise<void> {
-    let left = rows.length;
-    for (const p of this.parked) {
-      if (left <= 0) break;
-      if (p.orgId !== orgId || p.taken || p.signal?.aborted) continue;
-      if (!rows.some((r) => matchRequirements(p.caps, [...p.accepts], r.type, json(r.requirements, {})).ok)) continue;
-      take(p);
-      const entry: Served = { parked: p, claims: [] };
-      served.push(entry);
-      const expires = now + this.timing.leaseTtlMs;
-      const claimed = await this.claimSimpleSqlite(trx, orgId, p.worker, simplePick(orgId, p.caps, p.accepts, p.maxJobs, now), now, expires, JSON.stringify({ worker_id: p.worker.id }));
-      entry.claims = claimedRows(claimed, expires);
-      left -= claimed.length;
-    }
   }
 
   private async nextRunAfter(orgId: string): Promise<number | undefined> {
@@ -585,7 +571,7 @@ export class Queue {
     return claims;
   }
 
-  /** {@link claimSimple} on SQLite, inside a transaction the caller holds (a claim's own, or a submission's: {@link handOff}). */
+  /** {@link claimSimple} on SQLite, inside the claim's transaction. */
   private async claimSimpleSqlite(trx: Db, orgId: string, worker: WorkersTable, pick: RawBuilder<unknown>, now: number, expires: number, data: string): Promise<JobsTable[]> {
     // The ids first, then the update by id: `update … where id in (select … limit n) returning *`
     // cost 4× as much here (SQLite builds a Bloom filter for the subquery on every claim).
