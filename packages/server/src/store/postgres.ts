@@ -17,7 +17,8 @@ export function openPostgres(url: string, poolSize = 10): Backend {
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
   // An idle client that errors (server restart) must not crash the process.
   pool.on("error", () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparing(pool) }) });
+  // NEXA_PG_PREPARE=0: every statement unnamed (a pooler that cannot hold prepared statements).
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: process.env.NEXA_PG_PREPARE === "0" ? pool : preparing(pool) }) });
   let listener: pg.Client | undefined;
   return {
     dialect: "postgres",
