@@ -63,7 +63,7 @@ describe("SpacyEnglishTokenizer", () => {
     // epoch) between calls; a large one never does on this sample.
     const docs = loadSample().slice(0, 120);
     const big = new SpacyEnglishTokenizer({ maxCacheEntries: 1_000_000 });
-    const tiny = new SpacyEnglishTokenizer({ maxCacheEntries: 64 });
+    const tiny = new SpacyEnglishTokenizer({ maxCacheEntries: 64, maxVocabEntries: 64 });
     const epoch0 = tiny.epoch;
     for (const d of docs) {
       expect(tiny.words(d.text)).toEqual(big.words(d.text));
@@ -76,7 +76,7 @@ describe("SpacyEnglishTokenizer", () => {
       return [new GopherRepetitionFilter({}, s), new GopherQualityFilter({}, s)];
     };
     const [repBig, qBig] = filters(new SpacyEnglishTokenizer({ maxCacheEntries: 1_000_000 }));
-    const [repTiny, qTiny] = filters(new SpacyEnglishTokenizer({ maxCacheEntries: 64 }));
+    const [repTiny, qTiny] = filters(new SpacyEnglishTokenizer({ maxCacheEntries: 64, maxVocabEntries: 64 }));
     for (const d of docs) {
       expect(repTiny.apply(d.text)).toEqual(repBig.apply(d.text));
       expect(qTiny.apply(d.text)).toEqual(qBig.apply(d.text));

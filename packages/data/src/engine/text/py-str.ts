@@ -15,13 +15,9 @@ const WS_SET = new Set<number>([
 
 /** Python's `ch.isspace()` for one UTF-16 code unit (no whitespace lies outside the BMP). */
 export function isPySpaceCode(code: number): boolean {
-  if (code === 0x20) return true;
-  if (code < 0x09) return false;
-  if (code <= 0x0d) return true;
-  if (code < 0x1c) return false;
-  if (code <= 0x1f) return true;
-  if (code < 0x85) return false;
-  return WS_SET.has(code);
+  // Printable ASCII, the common case, in two comparisons.
+  if (code > 0x20) return code >= 0x85 && (code === 0x85 || code === 0xa0 || (code >= 0x1680 && WS_SET.has(code)));
+  return code >= 0x1c || (code >= 0x09 && code <= 0x0d);
 }
 
 const SURROGATE_RE = /[\ud800-\udbff]/;

@@ -37,6 +37,7 @@ export class SpacyEnglishTokenizer {
   private readonly punctChars: Set<string>;
   private readonly cache: SpanTable;
   private readonly maxCacheEntries: number;
+  private readonly maxVocabEntries: number;
   private readonly matcher = new Map<string, { tokens: string[]; key: string }[]>();
   // Token table: every token text the span cache holds gets a dense id, with its code-point length
   // and sentencizer flags. Emptied together with the span cache, between calls (see `epoch`).
@@ -47,9 +48,15 @@ export class SpacyEnglishTokenizer {
   private epochNo = 0;
   private idBuf = new Int32Array(1024);
 
-  constructor(options: { maxCacheEntries?: number } = {}) {
+  /**
+   * `maxCacheEntries`: spans cached before the span cache is emptied (spaCy's cache is bounded too);
+   * `maxVocabEntries`: token texts held before the token table is emptied (spaCy's string store is
+   * not bounded; this bounds memory on corpora of unbounded vocabulary).
+   */
+  constructor(options: { maxCacheEntries?: number; maxVocabEntries?: number } = {}) {
     this.maxCacheEntries = options.maxCacheEntries ?? 200_000;
-    this.cache = new SpanTable(this.maxCacheEntries);
+    this.maxVocabEntries = options.maxVocabEntries ?? 500_000;
+    this.cache = new SpanTable();
     this.specials = new Map(Object.entries(SPACY_EN.rules as Record<string, readonly string[]>));
     this.punctChars = new Set<string>(SPACY_EN.punctChars);
     // Tokenizer.add_special_case: with faster_heuristics, a special case that the affix rules would
@@ -121,16 +128,20 @@ export class SpacyEnglishTokenizer {
         if (isPySpaceCode(c)) break;
         h = Math.imul(h ^ c, FNV_PRIME);
       }
-      let v = cache.find(text, start, i, h);
-      if (v < 0) v = this.miss(text, start, i, h);
-      const vals = cache.vals;
-      const cnt = vals[v]!;
+      let s = cache.find(text, start, i, h);
+      if (s < 0) s = this.miss(text, start, i, h);
+      const slots = cache.slots;
+      const cnt = slots[s + 2]!;
       if (m + cnt > out.length) {
         const grown = new Int32Array(Math.max(2 * out.length, m + cnt));
         grown.set(out.subarray(0, m));
         out = this.idBuf = grown;
       }
-      for (let k = 1; k <= cnt; k++) out[m++] = vals[v + k]!;
+      if (cnt === 1) out[m++] = slots[s + 3]!;
+      else {
+        const vals = cache.vals;
+        for (let k = slots[s + 3]!, e = k + cnt; k < e; k++) out[m++] = vals[k]!;
+      }
     }
     return out.slice(0, m);
   }
@@ -171,12 +182,16 @@ export class SpacyEnglishTokenizer {
       }
     };
     const visitSpan = (start: number, end: number, h: number): void => {
-      let v = cache.find(text, start, end, h);
-      if (v < 0) v = this.miss(text, start, end, h);
-      const vals = cache.vals;
+      let s = cache.find(text, start, end, h);
+      if (s < 0) s = this.miss(text, start, end, h);
+      const slots = cache.slots;
       const flags = this.flags;
-      const cnt = vals[v]!;
-      for (let k = 1; k <= cnt; k++) visit(flags[vals[v + k]!]!);
+      const cnt = slots[s + 2]!;
+      if (cnt === 1) visit(flags[slots[s + 3]!]!);
+      else {
+        const vals = cache.vals;
+        for (let k = slots[s + 3]!, e = k + cnt; k < e; k++) visit(flags[vals[k]!]!);
+      }
     };
     let i = 0;
     let start = 0;
@@ -211,41 +226,47 @@ export class SpacyEnglishTokenizer {
     this.startCall();
     let h = FNV_OFFSET;
     for (let i = 0; i < span.length; i++) h = Math.imul(h ^ span.charCodeAt(i), FNV_PRIME);
-    let v = this.cache.find(span, 0, span.length, h);
-    if (v < 0) v = this.miss(span, 0, span.length, h);
-    const vals = this.cache.vals;
-    const out: string[] = [];
-    for (let k = 1; k <= vals[v]!; k++) out.push(this.texts[vals[v + k]!]!);
-    return out;
+    let s = this.cache.find(span, 0, span.length, h);
+    if (s < 0) s = this.miss(span, 0, span.length, h);
+    const slots = this.cache.slots;
+    const cnt = slots[s + 2]!;
+    if (cnt === 1) return [this.texts[slots[s + 3]!]!];
+    return Array.from(this.cache.vals.subarray(slots[s + 3]!, slots[s + 3]! + cnt), (id) => this.texts[id]!);
   }
 
   /**
-   * A full span cache is emptied with the token table here, between calls, so the ids of one
-   * call's result stay consistent; within a call only the span cache is emptied ({@link miss}).
+   * A full token table is emptied here, between calls, so the ids of one call's result stay
+   * consistent (a new epoch). A full span cache is emptied whenever it fills ({@link miss}): ids
+   * outlive it.
    */
   private startCall(): void {
-    if (this.cache.size < this.maxCacheEntries && this.texts.length < this.maxCacheEntries) return;
+    if (this.texts.length < this.maxVocabEntries) return;
     this.cache.clear();
     this.vocab.clear();
     this.texts = [];
     this.epochNo++;
   }
 
-  /** Tokenize `text[start, end)` (whitespace-free, FNV-1a hash `hash`) and cache it; returns its offset in the cache's values. */
+  /** Tokenize `text[start, end)` (whitespace-free, FNV-1a hash `hash`) and cache it; returns its slot. */
   private miss(text: string, start: number, end: number, hash: number): number {
     const span = text.slice(start, end);
-    const toks = this.specials.get(span) ?? this.applySpecialMatches(this.tokenizeSpan(span, true));
+    const toks = this.specials.get(span) ?? (isAsciiLetters(span) ? [span] : this.applySpecialMatches(this.tokenizeSpan(span, true)));
     const ids = new Array<number>(toks.length);
     for (let k = 0; k < toks.length; k++) ids[k] = this.intern(toks[k]!);
     if (this.cache.size >= this.maxCacheEntries) this.cache.clear();
-    return this.cache.insert(text, start, end, hash, ids);
+    return this.cache.insert(text, start, end, hash, ids.length === 1 ? ids[0]! : ids);
   }
 
   private intern(t: string): number {
     let id = this.vocab.get(t);
     if (id !== undefined) return id;
-    id = this.texts.length;
+    id = this.newId(t);
     this.vocab.set(t, id);
+    return id;
+  }
+
+  private newId(t: string): number {
+    const id = this.texts.length;
     this.texts.push(t);
     if (id >= this.lens.length) {
       const lens = new Int32Array(2 * this.lens.length);
@@ -255,8 +276,19 @@ export class SpacyEnglishTokenizer {
       flags.set(this.flags);
       this.flags = flags;
     }
-    this.lens[id] = pyLen(t);
-    this.flags[id] = TOKEN | (this.punctChars.has(t) ? IN_PUNCT_CHARS : 0) | (isPunct(t) ? IS_PUNCT : 0);
+    let ascii = true;
+    let punct = true;
+    for (let i = 0; i < t.length; i++) {
+      const c = t.charCodeAt(i);
+      if (c >= 0x80) {
+        ascii = false;
+        break;
+      }
+      if (PUNCT_ASCII[c] === 0) punct = false;
+    }
+    if (!ascii || t.length === 0) punct = isPunct(t);
+    this.lens[id] = ascii ? t.length : pyLen(t);
+    this.flags[id] = TOKEN | (this.punctChars.has(t) ? IN_PUNCT_CHARS : 0) | (punct ? IS_PUNCT : 0);
     return id;
   }
 
@@ -417,74 +449,107 @@ const IN_PUNCT_CHARS = 1;
 const IS_PUNCT = 2;
 
 /**
- * Span → token ids, open addressing over flat typed arrays: a slot is (hash, length, key offset,
- * value offset); keys are the spans' UTF-16 units in one pool, values a count and the ids in
- * another. A hit compares characters in place (no slicing, no string hashing) and touches no
+ * Span → token ids, open addressing over one flat Int32Array of 8-word slots: hash, length, token
+ * count, then the token id itself (one token, the common case) or its ids' offset in a pool, then
+ * the span's UTF-16 units packed two per word when it has at most 8 (most spans), else their
+ * offset in a character pool. A hit mostly reads one slot: no slicing, no string hashing, no
  * JavaScript object. Emptied when full, like spaCy's cache.
  */
 class SpanTable {
-  private readonly slots: Int32Array;
-  private readonly mask: number;
-  private chars = new Uint16Array(1 << 20);
+  /** Slot `s` (a multiple of 8) holds: hash, length (0: free), token count, id or ids offset, key. Replaced when it grows. */
+  slots: Int32Array;
+  private mask: number;
+  private chars = new Uint16Array(1 << 18);
   private charTop = 0;
-  /** Per cached span: its token count, then its token ids. Replaced when it grows. */
-  vals = new Int32Array(1 << 18);
+  /** Token ids of the spans with more than one token. Replaced when it grows. */
+  vals = new Int32Array(1 << 16);
   private valTop = 0;
   size = 0;
 
-  constructor(maxEntries: number) {
-    let cap = 16;
-    while (cap < 2 * maxEntries) cap <<= 1;
-    this.slots = new Int32Array(4 * cap);
+  /** Starts small and doubles while more than half full. */
+  constructor() {
+    const cap = 1024;
+    this.slots = new Int32Array(8 * cap);
     this.mask = cap - 1;
   }
 
-  /** Offset in {@link vals} of `text[start, end)`'s entry, or -1. */
+  /** The slot of `text[start, end)`, or -1. */
   find(text: string, start: number, end: number, hash: number): number {
     const slots = this.slots;
-    const chars = this.chars;
     const len = end - start;
     for (let p = hash & this.mask; ; p = (p + 1) & this.mask) {
-      const s = p << 2;
+      const s = p << 3;
       const l = slots[s + 1]!;
       // Spans are never empty: length 0 marks a free slot.
       if (l === 0) return -1;
       if (l !== len || slots[s]! !== hash) continue;
-      const k = slots[s + 2]!;
       let j = 0;
-      while (j < len && chars[k + j] === text.charCodeAt(start + j)) j++;
-      if (j === len) return slots[s + 3]!;
+      if (len <= INLINE_UNITS) {
+        for (let q = s + 4; j < len; j += 2, q++) {
+          const pair = text.charCodeAt(start + j) | (j + 1 < len ? text.charCodeAt(start + j + 1) << 16 : 0);
+          if (slots[q] !== pair) break;
+        }
+      } else {
+        const chars = this.chars;
+        const k = slots[s + 4]!;
+        while (j < len && chars[k + j] === text.charCodeAt(start + j)) j++;
+      }
+      if (j >= len) return s;
     }
   }
 
-  insert(text: string, start: number, end: number, hash: number, ids: readonly number[]): number {
+  /** Store `text[start, end)` with its token ids (one id given as a number); returns its slot. */
+  insert(text: string, start: number, end: number, hash: number, ids: number | readonly number[]): number {
     const len = end - start;
-    if (this.charTop + len > this.chars.length) {
-      const c = new Uint16Array(Math.max(2 * this.chars.length, this.charTop + len));
-      c.set(this.chars.subarray(0, this.charTop));
-      this.chars = c;
-    }
-    if (this.valTop + 1 + ids.length > this.vals.length) {
-      const v = new Int32Array(Math.max(2 * this.vals.length, this.valTop + 1 + ids.length));
-      v.set(this.vals.subarray(0, this.valTop));
-      this.vals = v;
-    }
-    const k = this.charTop;
-    for (let j = 0; j < len; j++) this.chars[k + j] = text.charCodeAt(start + j);
-    this.charTop += len;
-    const v = this.valTop;
-    this.vals[v] = ids.length;
-    for (let j = 0; j < ids.length; j++) this.vals[v + 1 + j] = ids[j]!;
-    this.valTop += 1 + ids.length;
+    // Kept at most half full (whoever fills it past its planned size gets a larger table).
+    if (2 * (this.size + 1) > this.mask + 1) this.grow();
     let p = hash & this.mask;
-    while (this.slots[(p << 2) + 1] !== 0) p = (p + 1) & this.mask;
-    const s = p << 2;
-    this.slots[s] = hash;
-    this.slots[s + 1] = len;
-    this.slots[s + 2] = k;
-    this.slots[s + 3] = v;
+    while (this.slots[(p << 3) + 1] !== 0) p = (p + 1) & this.mask;
+    const s = p << 3;
+    const slots = this.slots;
+    slots[s] = hash;
+    slots[s + 1] = len;
+    if (typeof ids === "number") {
+      slots[s + 2] = 1;
+      slots[s + 3] = ids;
+    } else {
+      slots[s + 2] = ids.length;
+      if (this.valTop + ids.length > this.vals.length) {
+        const v = new Int32Array(Math.max(2 * this.vals.length, this.valTop + ids.length));
+        v.set(this.vals.subarray(0, this.valTop));
+        this.vals = v;
+      }
+      slots[s + 3] = this.valTop;
+      for (let j = 0; j < ids.length; j++) this.vals[this.valTop++] = ids[j]!;
+    }
+    if (len <= INLINE_UNITS) {
+      for (let j = 0, q = s + 4; j < len; j += 2, q++) slots[q] = text.charCodeAt(start + j) | (j + 1 < len ? text.charCodeAt(start + j + 1) << 16 : 0);
+    } else {
+      if (this.charTop + len > this.chars.length) {
+        const c = new Uint16Array(Math.max(2 * this.chars.length, this.charTop + len));
+        c.set(this.chars.subarray(0, this.charTop));
+        this.chars = c;
+      }
+      slots[s + 4] = this.charTop;
+      for (let j = 0; j < len; j++) this.chars[this.charTop++] = text.charCodeAt(start + j);
+    }
     this.size++;
-    return v;
+    return s;
+  }
+
+  private grow(): void {
+    const old = this.slots;
+    const cap = 2 * (this.mask + 1);
+    const mask = cap - 1;
+    const slots = new Int32Array(8 * cap);
+    for (let s = 0; s < old.length; s += 8) {
+      if (old[s + 1] === 0) continue;
+      let p = old[s]! & mask;
+      while (slots[(p << 3) + 1] !== 0) p = (p + 1) & mask;
+      slots.set(old.subarray(s, s + 8), p << 3);
+    }
+    this.slots = slots;
+    this.mask = mask;
   }
 
   clear(): void {
@@ -493,6 +558,24 @@ class SpanTable {
     this.valTop = 0;
     this.size = 0;
   }
+}
+
+/** Spans of at most this many UTF-16 units are stored in their slot (4 words, 2 units each). */
+const INLINE_UNITS = 8;
+
+/**
+ * `[A-Za-z]+`: a span no affix, infix or URL rule touches, so (when it is no special case) its only
+ * token is itself. No prefix alternative matches a letter run (`US$`, `C$`, `A$` need the `$`), no
+ * suffix one ends in a letter without a digit or an apostrophe before it, the ASCII infix
+ * trigger has no letter in it, and a URL needs a dot. A one-token span matches no special-case
+ * pattern: a one-token pattern is a special case whose own affix rules fire, so not letters only.
+ */
+function isAsciiLetters(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i) | 0x20;
+    if (c < 0x61 || c > 0x7a) return false;
+  }
+  return true;
 }
 
 function hasInfix(re: RegExp, s: string): boolean {
@@ -552,6 +635,8 @@ function advanceIndex(s: string, i: number, unicode: boolean): number {
 const ASCII_RE = /^[\x00-\x7f]*$/;
 
 const PUNCT_RE = /^\p{P}+$/u;
+/** ASCII characters in a Unicode `P*` category. */
+const PUNCT_ASCII = Uint8Array.from({ length: 128 }, (_, c) => (PUNCT_RE.test(String.fromCharCode(c)) ? 1 : 0));
 
 /** spaCy's `is_punct` lexical attribute: every character is in a Unicode `P*` category. */
 export function isPunct(text: string): boolean {
