@@ -210,29 +210,20 @@ export class NGramIndex {
       }
       let live = 0;
       for (let k = 0; k < m; k++) if (count[candId[k]!]! > 1) live++;
-      // Only what later calls read is kept: live positions, their ids renumbered densely, and the
-      // count of each new id.
+      // Only what later calls read is kept: live positions, their ids, and the count of each id
+      // (ids need not be dense: they index the counts and the next level's hash keys only).
       const pos = new Int32Array(live);
       const lid = new Int32Array(live);
-      const renum = t.renum;
-      renum.fill(-1, 0, ids);
-      const cnt: number[] = [];
       for (let k = 0, j = 0; k < m; k++) {
         const id = candId[k]!;
-        const c = count[id]!;
-        if (c > 1) {
-          let r = renum[id]!;
-          if (r === -1) {
-            r = renum[id] = cnt.length;
-            cnt.push(c);
-          }
+        if (count[id]! > 1) {
           pos[j] = prevPos[k]!;
-          lid[j++] = r;
+          lid[j++] = id;
         }
       }
       this.livePos[have + 1] = pos;
       this.liveId[have + 1] = lid;
-      this.liveCount[have + 1] = Int32Array.from(cnt);
+      this.liveCount[have + 1] = count.slice(0, ids);
     }
   }
 
@@ -300,14 +291,14 @@ export class NGramIndex {
 }
 
 /** Hash-table and per-candidate buffers shared by every index on this thread (grown, never shrunk). */
-let scratchBufs: { keyA: Int32Array; keyB: Int32Array; val: Int32Array; candId: Int32Array; count: Int32Array; renum: Int32Array } | null = null;
+let scratchBufs: { keyA: Int32Array; keyB: Int32Array; val: Int32Array; candId: Int32Array; count: Int32Array } | null = null;
 
 function scratch(cap: number, m: number): NonNullable<typeof scratchBufs> {
   const b = scratchBufs;
   if (b !== null && b.keyA.length >= cap && b.candId.length >= m) return b;
   const c = Math.max(cap, b?.keyA.length ?? 0);
   const n = Math.max(m, b?.candId.length ?? 0, 16);
-  return (scratchBufs = { keyA: new Int32Array(c), keyB: new Int32Array(c), val: new Int32Array(c), candId: new Int32Array(n), count: new Int32Array(n), renum: new Int32Array(n) });
+  return (scratchBufs = { keyA: new Int32Array(c), keyB: new Int32Array(c), val: new Int32Array(c), candId: new Int32Array(n), count: new Int32Array(n) });
 }
 
 /** Word id → per-document id, valid where `stamp` equals `gen` (a new `gen` per document empties it). */
