@@ -523,6 +523,7 @@ export class WorkerAgent {
         graceMs,
         log: (line, stream) => channel.log(line, stream ?? "stdout"),
         metric: (name, step, value) => channel.metric(name, step, value),
+        flush: () => channel.flush(),
         fetchInput: async (ref, name) => {
           const ok = InputName.safeParse(name);
           if (!ok.success) throw new JobFailure("invalid_input_name", `input name ${JSON.stringify(name)}: ${ok.error.issues[0]?.message ?? "invalid"}`, { retryable: false });

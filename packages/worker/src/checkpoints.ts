@@ -82,6 +82,13 @@ export interface CheckpointUploaderOptions {
   /** Complete checkpoints kept on local disk. @default 2 */
   keepLast?: number;
   log?: LogFn;
+  /**
+   * Runs after a checkpoint's archive is uploaded and before it is recorded as an artifact: makes
+   * what the process reported before the checkpoint durable first (its metrics read and shipped),
+   * so a worker killed the moment after the record has lost nothing that the attempt resuming
+   * from it will not report again. A failure is logged and does not stop the record.
+   */
+  beforeRecord?: () => Promise<void>;
 }
 
 /**
@@ -174,6 +181,7 @@ export class CheckpointUploader {
     try {
       await tar.c({ cwd: dir, file, portable: true }, [name]);
       const blob = await cache.upload(file, TAR_MEDIA_TYPE);
+      await this.options.beforeRecord?.().catch((err: unknown) => this.log(`before recording checkpoint ${name}: ${(err as Error).message}`));
       const art = await api.createArtifact({
         name: checkpointArtifactName(job.id),
         kind: "checkpoint",

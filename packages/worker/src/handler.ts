@@ -30,6 +30,8 @@ export interface HandlerContext {
   log(line: string, stream?: LogStream): void;
   /** Ship a metric point (batched by the runtime). */
   metric(name: string, step: number, value: number): void;
+  /** Ship every log line and metric point given so far now; resolves once they are with the control plane. */
+  flush?(): Promise<void>;
   /**
    * Materialise a blob digest or artifact id at `$inputsDir/<name>` (through the worker's
    * digest cache) and return its absolute path.

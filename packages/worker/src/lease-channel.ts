@@ -112,6 +112,19 @@ export class LeaseChannel {
     this.onLost();
   }
 
+  /**
+   * Sends everything given so far now, and resolves once it is with the control plane (or could
+   * not be: a transient failure keeps it for the next flush).
+   */
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.sending) await this.sending;
+    if (this.lines.length === 0 && this.points.length === 0) return;
+    this.kick();
+    while (this.sending) await this.sending;
+  }
+
   /** Sends everything waiting (one retry on a transient failure), then stops the timer. */
   async close(): Promise<void> {
     this.closed = true;

@@ -176,6 +176,11 @@ export class ProcessSupervisor {
     return this.done || this.child.exitCode !== null || this.child.signalCode !== null;
   }
 
+  /** Reads the metrics file to its current end: every point written so far has reached `onMetric`. */
+  async readMetrics(): Promise<void> {
+    await this.metrics?.drain();
+  }
+
   /**
    * SIGTERM to the group, then SIGKILL after the grace period. Idempotent: the first reason is
    * kept and the grace period is not restarted.
@@ -331,6 +336,12 @@ class MetricsTail {
       if (name === "step" || typeof value !== "number" || !Number.isFinite(value)) continue;
       this.onMetric(name, step, value);
     }
+  }
+
+  /** Reads the file to its current end (what the process has written so far reaches onMetric). */
+  async drain(): Promise<void> {
+    this.poke();
+    while (this.reading) await this.reading;
   }
 
   /** Final read (including a last line without a newline), then stop watching. */

@@ -275,6 +275,31 @@ describe("WorkerAgent against a real control plane", () => {
     await agent.stop();
   });
 
+  // A checkpoint is what the next attempt resumes from: when it is recorded, the metrics the
+  // process wrote before it must already be with the control plane, or a worker killed right
+  // then loses steps that no attempt reports again (the attempt resuming from it starts after).
+  it("a checkpoint is recorded only once the metrics written before it are shipped", async () => {
+    const { admin } = forge;
+    const { agent } = await forge.worker({ name: "ckpt-metrics" });
+    const c = "$NEXA_CHECKPOINT_DIR";
+    const script = [
+      `echo '{"step":7,"loss":0.5}' >> "$NEXA_METRICS_FILE"`,
+      `mkdir -p ${c}/step-7 && echo w > ${c}/step-7/weights && touch ${c}/step-7/COMPLETE`,
+      "sleep 30",
+    ].join("; ");
+    const job = await admin.submitJob({ type: "command", spec: { argv: ["sh", "-c", script] }, retry: { max_attempts: 1 } });
+    // Poll as fast as the API answers: the first moment the checkpoint exists, the point must too.
+    const deadline = Date.now() + 20_000;
+    let arts = await admin.listArtifacts({ name: `${job.id}/checkpoint` });
+    while (arts.items.length === 0 && Date.now() < deadline) arts = await admin.listArtifacts({ name: `${job.id}/checkpoint` });
+    const steps = ((await admin.getMetrics(job.id)).series.loss ?? []).map((p) => p.step);
+    expect(arts.items.map((a) => a.metadata.step)).toEqual([7]);
+    expect(steps).toEqual([7]);
+    await admin.cancelJob(job.id);
+    await waitDone(admin, job.id);
+    await agent.stop();
+  });
+
   it("a lost lease stops the process and is never completed; the job runs again", async () => {
     const { admin } = forge;
     const { agent, log } = await forge.worker({ name: "dup-name" });

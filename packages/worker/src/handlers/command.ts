@@ -39,6 +39,8 @@ export interface ProcessIo {
   onLine: (stream: "stdout" | "stderr", line: string) => void;
   /** Uploads complete checkpoints (keep-last-k); null when the worker has no cache. */
   uploader: CheckpointUploader | null;
+  /** The process once spawned: before a checkpoint is recorded, its metrics file is read and shipped. */
+  attach: (proc: ProcessSupervisor) => void;
 }
 
 /**
@@ -54,6 +56,7 @@ export async function processIo(ctx: HandlerContext, o: { keepLast: number; tail
     tail.push(line);
     if (tail.length > o.tailLines) tail.shift();
   };
+  let proc: ProcessSupervisor | undefined;
   const uploader = ctx.cache
     ? await CheckpointUploader.start({
         api: ctx.api,
@@ -63,9 +66,13 @@ export async function processIo(ctx: HandlerContext, o: { keepLast: number; tail
         scratchDir: join(ctx.workdir, ".scratch"),
         keepLast: o.keepLast,
         log: (l) => ctx.log(l, "system"),
+        beforeRecord: async () => {
+          await proc?.readMetrics();
+          await ctx.flush?.();
+        },
       })
     : null;
-  return { metricsFile, tail, onLine, uploader };
+  return { metricsFile, tail, onLine, uploader, attach: (p) => (proc = p) };
 }
 
 /**
@@ -106,7 +113,7 @@ async function runCommand(ctx: HandlerContext): Promise<HandlerResult> {
   }
   if (ctx.signal.aborted) throw stopped(String(ctx.signal.reason));
 
-  const { metricsFile, tail, onLine, uploader } = await processIo(ctx, { keepLast: spec.checkpoint?.keep_last ?? 2, tailLines: TAIL_LINES });
+  const { metricsFile, tail, onLine, uploader, attach } = await processIo(ctx, { keepLast: spec.checkpoint?.keep_last ?? 2, tailLines: TAIL_LINES });
 
   let exit: ProcessExit;
   let guardrail = false;
@@ -121,6 +128,7 @@ async function runCommand(ctx: HandlerContext): Promise<HandlerResult> {
     onBadMetric: (line) => ctx.log(`ignored metrics line (not a JSON object): ${line.slice(0, 200)}`, "system"),
     pidFile: join(ctx.workdir, ".pid"),
   });
+  attach(proc);
   const onAbort = () => {
     ctx.log(`stopping (${String(ctx.signal.reason)}): SIGTERM, then SIGKILL after ${ctx.graceMs} ms`, "system");
     proc.stop(String(ctx.signal.reason));

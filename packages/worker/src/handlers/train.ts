@@ -300,7 +300,7 @@ export function attemptCostUsd(wallS: number, gpuNames: readonly string[], price
 }
 
 async function superviseTrainer(ctx: HandlerContext, spec: TrainSpec, argv: string[], extraEnv: Record<string, string>): Promise<TrainerRun> {
-  const { metricsFile, tail, onLine, uploader } = await processIo(ctx, { keepLast: spec.checkpoint?.keep_last ?? 2, tailLines: TAIL_LINES, untracked: (line) => line.startsWith(STATUS_PREFIX) });
+  const { metricsFile, tail, onLine, uploader, attach } = await processIo(ctx, { keepLast: spec.checkpoint?.keep_last ?? 2, tailLines: TAIL_LINES, untracked: (line) => line.startsWith(STATUS_PREFIX) });
 
   const limits = ctx.job.limits;
   let guardrail: TrainerRun["guardrail"] = null;
@@ -332,6 +332,7 @@ async function superviseTrainer(ctx: HandlerContext, spec: TrainSpec, argv: stri
     pidFile: join(ctx.workdir, ".pid"),
   });
   running.proc = proc;
+  attach(proc);
   const started = Date.now();
   const onAbort = () => {
     ctx.log(`stopping (${String(ctx.signal.reason)}): SIGTERM, then SIGKILL after ${ctx.graceMs} ms`, "system");
