@@ -88,6 +88,13 @@ const COMPLETE_COLUMNS = ["lease_id", "job_id", "manifest", "att_usage", "job_us
 const JOB_COLUMNS = [...JOB_TEXT_COLUMNS, ...JOB_INT_COLUMNS, ...JOB_FLOAT_COLUMNS] as const;
 const ATTEMPT_COLUMNS = ["id", "job_id", "org_id", "worker_id", "attempt", "status", "created_at", "expires_at", "ended_at", "manifest", "usage", "error"] as const satisfies readonly (keyof AttemptsTable)[];
 const EVENT_COLUMNS = ["job_id", "org_id", "ts", "type", "status", "attempt", "data"] as const satisfies readonly (keyof JobEventsTable)[];
+type PgArrayType = "text" | "int8" | "float8";
+
+/** PostgreSQL: one column of a set of rows as one typed array parameter (for `unnest`). */
+function pgArray<R, K extends keyof R>(rows: readonly R[], key: K, type: PgArrayType): RawBuilder<unknown> {
+  return sql`${rows.map((r) => r[key])}::${sql.raw(type)}[]`;
+}
+
 /** Rows per multi-row insert on SQLite (its limit is 32,766 bound values). */
 const INSERT_CHUNK = 200;
 const insertTexts = new Map<string, string>();
@@ -255,11 +262,10 @@ export class Queue {
    * text is the same for every batch and costs nothing to build.
    */
   private async insertJobsPg(orgId: string, rows: JobsTable[], now: number, served: Served[]): Promise<void> {
-    const col = <K extends keyof JobsTable>(k: K, type: "text" | "int8" | "float8") => sql`${rows.map((r) => r[k])}::${sql.raw(type)}[]`;
-    const text = JOB_TEXT_COLUMNS.map((k) => col(k, "text"));
-    const ints = JOB_INT_COLUMNS.map((k) => col(k, "int8"));
-    const floats = JOB_FLOAT_COLUMNS.map((k) => col(k, "float8"));
-    const names = sql.join([...JOB_TEXT_COLUMNS, ...JOB_INT_COLUMNS, ...JOB_FLOAT_COLUMNS].map((k) => sql.ref(k)));
+    const text = JOB_TEXT_COLUMNS.map((k) => pgArray(rows, k, "text"));
+    const ints = JOB_INT_COLUMNS.map((k) => pgArray(rows, k, "int8"));
+    const floats = JOB_FLOAT_COLUMNS.map((k) => pgArray(rows, k, "float8"));
+    const names = sql.join(JOB_COLUMNS.map((k) => sql.ref(k)));
     const projects = [...new Set(rows.map((r) => r.project))];
     // Jobs handed to parked claims (assignParked) start here: their attempts, and a `running`
     // event after the `queued` one (one insert, ordered, so the events' seq keeps that order).
@@ -299,7 +305,7 @@ export class Queue {
         if (p.orgId !== orgId || p.signal?.aborted || (p.taken && !byParked.has(p))) continue;
         const mine = byParked.get(p);
         if (mine && mine.claims.length >= p.maxJobs) continue;
-        if (!matchRequirements(p.caps, [...p.accepts], r.type, requirements).ok) continue;
+        if (!matchRequirements(p.caps, p.accepts, r.type, requirements).ok) continue;
         let entry = mine;
         if (!entry) {
           take(p);
@@ -540,7 +546,11 @@ export class Queue {
   private async claimSimple(orgId: string, worker: WorkersTable, caps: Capabilities, accepts: string[], take: number, now: number): Promise<ClaimedRow[]> {
     const expires = now + this.timing.leaseTtlMs;
     const data = JSON.stringify({ worker_id: worker.id });
-    const pick = simplePick(orgId, caps, accepts, take, now);
+    const types = accepts.length > 0 ? sql`and type in (${sql.join(accepts)})` : sql``;
+    const pick = sql`select id from jobs
+      where org_id = ${orgId} and status = 'queued' and run_after <= ${now} and req_gpus = 0 and req_complex = 0
+        and req_cpus <= ${caps.cpus} and req_memory_gb <= ${caps.memory_gb} ${types}
+      order by priority desc, created_at asc, id asc limit ${take}`;
     let rows: JobsTable[];
     if (this.backend.dialect === "postgres") {
       // One statement: lock the next jobs (skipping rows other claimers hold), start them, and
@@ -564,28 +574,28 @@ export class Queue {
         select * from claimed`.execute(this.db);
       rows = res.rows;
     } else {
-      rows = await this.db.transaction().execute((trx) => this.claimSimpleSqlite(trx, orgId, worker, pick, now, expires, data));
+      rows = await this.db.transaction().execute(async (trx) => {
+        // The ids first, then the update by id: `update … where id in (select … limit n) returning *`
+        // cost 4× as much here (SQLite builds a Bloom filter for the subquery on every claim).
+        const picked = (await sql<{ id: string }>`${pick}`.execute(trx)).rows;
+        if (picked.length === 0) return [];
+        const res = await sql<JobsTable>`
+          update jobs set status = 'running', attempt = attempt + 1, lease_id = 'lease_' || lower(hex(randomblob(16))),
+            worker_id = ${worker.id}, started_at = coalesce(started_at, ${now})
+          where id in (select value from json_each(${JSON.stringify(picked.map((p) => p.id))}))
+          returning *`.execute(trx);
+        const claimed = res.rows;
+        await insertRows(trx, "attempts", ATTEMPT_COLUMNS, claimed.map((r) => ({ id: r.lease_id!, job_id: r.id, org_id: orgId, worker_id: worker.id, attempt: r.attempt, status: "active", created_at: now, expires_at: expires, ended_at: null, manifest: null, usage: null, error: null })));
+        await insertRows(trx, "job_events", EVENT_COLUMNS, claimed.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "running", status: "running", attempt: r.attempt, data })));
+        return claimed;
+      });
     }
-    const claims = claimedRows(rows, expires);
+    if (rows.length === 0) return [];
+    rows.sort((a, b) => b.priority - a.priority || a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
+    const expiresAt = iso(expires);
+    const claims = rows.map((row) => ({ row, lease: { id: row.lease_id!, attempt: row.attempt, expires_at: expiresAt } }));
     this.claimed(orgId, claims, now);
     return claims;
-  }
-
-  /** {@link claimSimple} on SQLite, inside the claim's transaction. */
-  private async claimSimpleSqlite(trx: Db, orgId: string, worker: WorkersTable, pick: RawBuilder<unknown>, now: number, expires: number, data: string): Promise<JobsTable[]> {
-    // The ids first, then the update by id: `update … where id in (select … limit n) returning *`
-    // cost 4× as much here (SQLite builds a Bloom filter for the subquery on every claim).
-    const picked = (await sql<{ id: string }>`${pick}`.execute(trx)).rows;
-    if (picked.length === 0) return [];
-    const res = await sql<JobsTable>`
-      update jobs set status = 'running', attempt = attempt + 1, lease_id = 'lease_' || lower(hex(randomblob(16))),
-        worker_id = ${worker.id}, started_at = coalesce(started_at, ${now})
-      where id in (select value from json_each(${JSON.stringify(picked.map((p) => p.id))}))
-      returning *`.execute(trx);
-    const claimed = res.rows;
-    await insertRows(trx, "attempts", ATTEMPT_COLUMNS, claimed.map((r) => ({ id: r.lease_id!, job_id: r.id, org_id: orgId, worker_id: worker.id, attempt: r.attempt, status: "active", created_at: now, expires_at: expires, ended_at: null, manifest: null, usage: null, error: null })));
-    await insertRows(trx, "job_events", EVENT_COLUMNS, claimed.map((r) => ({ job_id: r.id, org_id: orgId, ts: now, type: "running", status: "running", attempt: r.attempt, data })));
-    return claimed;
   }
 
   private orgCache = new Map<string, { at: number; maxRunning: number | null; blocked: boolean }>();
@@ -768,7 +778,7 @@ export class Queue {
           };
         });
         if (pg) {
-          const arr = <K extends keyof (typeof rows)[number]>(k: K, type: string) => sql`${rows.map((r) => r[k])}::${sql.raw(type)}[]`;
+          const arr = (k: (typeof COMPLETE_COLUMNS)[number], type: PgArrayType) => pgArray(rows, k, type);
           const v = sql`select * from unnest(${sql.join([
             arr("lease_id", "text"), arr("job_id", "text"), arr("manifest", "text"), arr("att_usage", "text"), arr("job_usage", "text"),
             arr("outputs", "text"), arr("use_id", "text"), arr("attempt", "int8"), arr("project", "text"), arr("type", "text"),
@@ -1057,22 +1067,6 @@ function take(parked: ParkedClaim): void {
 function release(parked: ParkedClaim): void {
   parked.taken!.deliver([]);
   parked.taken = undefined;
-}
-
-/** The next queued jobs a worker without GPUs or labels can run, in claim order. */
-function simplePick(orgId: string, caps: Capabilities, accepts: readonly string[], take: number, now: number): RawBuilder<unknown> {
-  const types = accepts.length > 0 ? sql`and type in (${sql.join([...accepts])})` : sql``;
-  return sql`select id from jobs
-      where org_id = ${orgId} and status = 'queued' and run_after <= ${now} and req_gpus = 0 and req_complex = 0
-        and req_cpus <= ${caps.cpus} and req_memory_gb <= ${caps.memory_gb} ${types}
-      order by priority desc, created_at asc, id asc limit ${take}`;
-}
-
-/** Claimed job rows in claim order, with their leases. */
-function claimedRows(rows: JobsTable[], expires: number): ClaimedRow[] {
-  rows.sort((a, b) => b.priority - a.priority || a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
-  const expiresAt = iso(expires);
-  return rows.map((row) => ({ row, lease: { id: row.lease_id!, attempt: row.attempt, expires_at: expiresAt } }));
 }
 
 function toClaim(c: ClaimedRow): Claim {
