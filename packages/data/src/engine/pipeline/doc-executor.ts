@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "node:worker_threads";
 import { type DocOutcome, processDoc } from "./batch-processor.js";
 import type { DocStep, OrderedStep, GlobalStep } from "./built-steps.js";
 import type { ResolvedStep } from "./pipeline-config.js";
@@ -39,29 +39,41 @@ export function workerScript(): URL | null {
  * steps from the resolved configuration. Output order is the submission order, whatever finishes first.
  */
 export function poolExecutor(threads: number, steps: ResolvedStep[], segment: number, script: URL, local: DocExecutor): DocExecutor {
-  const workers = Array.from({ length: Math.max(1, threads - 1) }, () => new Worker(script, { workerData: { steps, segment } }));
+  // Each worker answers on its own port, which the calling thread also polls synchronously before
+  // placing a batch: while it computes a batch of its own, answers queue up unseen, and without the
+  // poll every batch read from the same input chunk would go to `local` while the worker runs dry.
+  const ports: MessagePort[] = [];
+  const workers = Array.from({ length: Math.max(1, threads - 1) }, () => {
+    const { port1, port2 } = new MessageChannel();
+    ports.push(port1);
+    return new Worker(script, { workerData: { steps, segment, port: port2 }, transferList: [port2] });
+  });
   const queued = new Array<number>(workers.length).fill(0);
   const pending = new Map<number, { worker: number; resolve: (o: DocOutcome[]) => void; reject: (e: Error) => void }>();
   let failed: Error | undefined;
-  for (const w of workers) {
-    w.on("message", (m: { id: number; outcomes?: DocOutcome[]; error?: string }) => {
-      const p = pending.get(m.id);
-      if (!p) return;
-      pending.delete(m.id);
-      queued[p.worker]!--;
-      if (m.error !== undefined) p.reject(new Error(`audit worker: ${m.error}`));
-      else p.resolve(m.outcomes!);
-    });
+  const onAnswer = (m: { id: number; outcomes?: DocOutcome[]; error?: string }): void => {
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    queued[p.worker]!--;
+    if (m.error !== undefined) p.reject(new Error(`audit worker: ${m.error}`));
+    else p.resolve(m.outcomes!);
+  };
+  workers.forEach((w, i) => {
+    ports[i]!.on("message", onAnswer);
     w.on("error", (e) => {
       failed = e;
       for (const p of pending.values()) p.reject(e);
       pending.clear();
     });
-  }
+  });
   let next = 0;
   return {
     submit(texts) {
       if (failed) return Promise.reject(failed);
+      for (const port of ports) {
+        for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) onAnswer(m.message as Parameters<typeof onAnswer>[0]);
+      }
       let worker = 0;
       for (let i = 1; i < workers.length; i++) if (queued[i]! < queued[worker]!) worker = i;
       if (queued[worker]! >= WORKER_QUEUE) return local.submit(texts);
@@ -73,6 +85,7 @@ export function poolExecutor(threads: number, steps: ResolvedStep[], segment: nu
       });
     },
     async close() {
+      for (const port of ports) port.close();
       await Promise.all(workers.map((w) => w.terminate()));
     },
   };
