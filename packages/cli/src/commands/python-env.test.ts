@@ -1,12 +1,14 @@
 // ensureRecipePython with real processes: python3 -m venv and pip against this machine's package
 // index (a small package stands in for torch so that the test stays quick).
 import { spawnSync } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { workerPython } from "../../../worker/src/handlers/train.js";
-import { ensureRecipePython, missingModules, PythonSetupError } from "./python-env.js";
+import { ensureRecipePython, missingModules, pipRetriesFor, PythonSetupError } from "./python-env.js";
 
 const hasVenv = spawnSync("python3", ["-c", "import venv, ensurepip"]).status === 0;
 if (!hasVenv) console.warn("python-env.test.ts skipped: python3 with venv and ensurepip is needed");
@@ -79,5 +81,42 @@ describe.skipIf(!hasVenv)("ensureRecipePython", () => {
     await expect(ensureRecipePython({ home: join(dir, "unused"), requirements: "req.txt", modules: ["nexa_no_such_module"], env })).rejects.toThrow(
       /NEXA_PYTHON=python3 lacks nexa_no_such_module: run `python3 -m pip install -r req.txt`/,
     );
+  });
+});
+
+describe("pipRetriesFor", () => {
+  const listen = (server: Server) => new Promise<number>((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)));
+  const noProxy = { HTTPS_PROXY: "", https_proxy: "", HTTP_PROXY: "", http_proxy: "", ALL_PROXY: "", all_proxy: "", PIP_RETRIES: "" };
+
+  test("an index that refuses connections: --retries 0, and a note naming it without its credentials", async () => {
+    // A port that was just free: nothing listens on it.
+    const probe = createServer();
+    const port = await listen(probe);
+    await new Promise((r) => probe.close(r));
+    const r = await pipRetriesFor("python3", { ...noProxy, PIP_INDEX_URL: `http://user:secret@127.0.0.1:${port}/simple` });
+    expect(r.args).toEqual(["--retries", "0"]);
+    expect(r.note).toContain(`http://127.0.0.1:${port}/simple`);
+    expect(r.note).not.toContain("secret");
+    expect(r.note).toMatch(/ECONNREFUSED/);
+  });
+
+  test("an index that answers, even with an error status, keeps pip's retries; so do PIP_RETRIES, a proxy and a file: index", async () => {
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.statusCode = 404;
+      res.end();
+    });
+    const port = await listen(server);
+    try {
+      expect(await pipRetriesFor("python3", { ...noProxy, PIP_INDEX_URL: `http://127.0.0.1:${port}/simple` })).toEqual({ args: [] });
+      expect(seen).toEqual(["HEAD /simple"]);
+      const closed = `http://127.0.0.1:1/simple`;
+      expect(await pipRetriesFor("python3", { ...noProxy, PIP_INDEX_URL: closed, PIP_RETRIES: "3" })).toEqual({ args: [] });
+      expect(await pipRetriesFor("python3", { ...noProxy, PIP_INDEX_URL: closed, https_proxy: "http://proxy:3128" })).toEqual({ args: [] });
+      expect(await pipRetriesFor("python3", { ...noProxy, PIP_INDEX_URL: "file:///opt/pypi/simple" })).toEqual({ args: [] });
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -98,8 +98,10 @@ export async function ensureRecipePython(options: PythonEnvOptions): Promise<Pyt
       throw new PythonSetupError(`${base} -m venv ${venv} failed (exit ${made.code}): ${lastLines(made.out, 5)}\n(Debian/Ubuntu: apt install python3-venv), or set NEXA_PYTHON to a Python with ${need}`);
     }
   }
+  const retries = await pipRetriesFor(venvPython, env);
+  if (retries.note !== undefined) say(retries.note);
   say(`pip install -r ${options.requirements} into ${venv} (the first time takes a few minutes: torch is a large download)`);
-  const pip = await pipInstall(venvPython, options.requirements, env, (line) => say(`  pip ${at()}: ${line}`));
+  const pip = await pipInstall(venvPython, [...retries.args, "-r", options.requirements], env, (line) => say(`  pip ${at()}: ${line}`));
   if (pip.code !== 0) {
     throw new PythonSetupError(
       `pip install into ${venv} failed (exit ${pip.code}); its last lines:\n${pip.tail.join("\n")}\n` +
@@ -115,10 +117,49 @@ export async function ensureRecipePython(options: PythonEnvOptions): Promise<Pyt
 }
 
 /**
- * `python -m pip install -r FILE`, its output boiled down to a line per package collected or
+ * pip's `--retries 0` when its primary index does not answer. pip looks every requirement up there
+ * before its extra indexes and `--find-links` folders, retrying a refused connection five times
+ * with backoff: about 8 s per package on a machine that installs from a local mirror, some five
+ * minutes for torch and its dependencies. Left to pip when `PIP_RETRIES` is set, when a proxy is
+ * (the probe would not use it), and for a `file:` index.
+ *
+ * @example
+ * await pipRetriesFor(".venv/bin/python", process.env); // { args: [] } where pypi.org answers
+ */
+export async function pipRetriesFor(python: string, env: NodeJS.ProcessEnv): Promise<{ args: string[]; note?: string }> {
+  const proxy = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"].some((k) => (env[k] ?? "") !== "");
+  if ((env.PIP_RETRIES ?? "") !== "" || proxy) return { args: [] };
+  let index = env.PIP_INDEX_URL ?? "";
+  if (index === "") {
+    const r = await run(python, ["-m", "pip", "config", "get", "global.index-url"], env);
+    const configured = r.code === 0 ? r.out.split("\n").map((l) => l.trim()).find((l) => /^[a-z][a-z0-9+.-]*:/i.test(l)) : undefined;
+    index = configured ?? "https://pypi.org/simple";
+  }
+  let url: URL;
+  try {
+    url = new URL(index);
+  } catch {
+    return { args: [] };
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return { args: [] };
+  // fetch refuses a URL with credentials; a 401 without them still shows the index answers.
+  url.username = "";
+  url.password = "";
+  try {
+    // Any HTTP answer, even an error status, means pip can reach it and its retries may help.
+    await fetch(url, { method: "HEAD", signal: AbortSignal.timeout(3000) });
+    return { args: [] };
+  } catch (err) {
+    const why = err instanceof Error && err.cause instanceof Error ? err.cause.message : err instanceof Error ? err.message : String(err);
+    return { args: ["--retries", "0"], note: `pip's index ${url.href} does not answer (${why}): pip runs with --retries 0, so each lookup there fails at once and pip goes on to its other indexes (set PIP_RETRIES to choose)` };
+  }
+}
+
+/**
+ * `python -m pip install ARGS`, its output boiled down to a line per package collected or
  * downloaded and one for the install, reported through `onStage`.
  */
-async function pipInstall(python: string, requirements: string, env: NodeJS.ProcessEnv, onStage: (line: string) => void): Promise<{ code: number | null; tail: string[] }> {
+async function pipInstall(python: string, args: string[], env: NodeJS.ProcessEnv, onStage: (line: string) => void): Promise<{ code: number | null; tail: string[] }> {
   const tail: string[] = [];
   let collected = 0;
   const onLine = (raw: string) => {
@@ -138,7 +179,7 @@ async function pipInstall(python: string, requirements: string, env: NodeJS.Proc
     } else if (/^Successfully installed /.test(line)) onStage("installed");
     else if (/^(ERROR|error):/.test(line)) onStage(line);
   };
-  const r = await run(python, ["-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", "-r", requirements], env, onLine);
+  const r = await run(python, ["-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off", ...args], env, onLine);
   if (r.spawnError) return { code: null, tail: [r.spawnError.message] };
   return { code: r.code, tail };
 }
