@@ -260,8 +260,9 @@ export class SpacyEnglishTokenizer {
   private intern(t: string): number {
     let id = this.vocab.get(t);
     if (id !== undefined) return id;
-    id = this.newId(t);
-    this.vocab.set(t, id);
+    const own = flatCopy(t);
+    id = this.newId(own);
+    this.vocab.set(own, id);
     return id;
   }
 
@@ -439,6 +440,14 @@ export class SpacyEnglishTokenizer {
     for (let k = suffixes.length - 1; k >= 0; k--) out.push(suffixes[k]!);
     return out;
   }
+}
+
+/**
+ * `s` as a string of its own. V8 makes a slice of 13 or more code units a view into its parent,
+ * and a token kept in the token table would then hold its whole document alive.
+ */
+function flatCopy(s: string): string {
+  return s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string);
 }
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
