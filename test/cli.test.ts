@@ -89,6 +89,17 @@ describe.skipIf(!built)("nexa CLI", () => {
     expect(refused.stderr).toMatch(/revoked|invalid/);
   });
 
+  test("a reader that goes away ends the command quietly, with exit 0 and no EPIPE trace", async () => {
+    // The read end closes before the child writes its table: every write then fails with EPIPE.
+    const child = spawn(process.execPath, [CLI, "jobs", "list"], { env: { ...process.env, ...env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout!.destroy();
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+  });
+
   test("nexa demo quickstart runs the Node.js-only pipeline and exits 0", () => {
     const r = nexa(["demo", "quickstart", "--json"], {}, 300_000);
     expect(r.code, r.stderr).toBe(0);
