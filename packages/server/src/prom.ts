@@ -13,7 +13,8 @@ export class PromMetrics {
   readonly jobsFinished: Counter<"type" | "status">;
 
   constructor(db: Kysely<Database>) {
-    collectDefaultMetrics({ register: this.registry, prefix: "nexa_process_" });
+    // Node.js process metrics under their standard names with our prefix: nexa_process_cpu_seconds_total, nexa_nodejs_eventloop_lag_seconds.
+    collectDefaultMetrics({ register: this.registry, prefix: "nexa_" });
     this.httpDuration = new Histogram({
       name: "nexa_http_request_duration_seconds",
       help: "HTTP request durations by route.",

@@ -90,6 +90,9 @@ describe.each(BACKENDS)("metrics and migrations on $name", (backend) => {
     expect(s.get('nexa_jobs_finished_total{type="command",status="succeeded"}')).toBe(1);
     expect(s.get('nexa_http_request_duration_seconds_count{method="POST",route="/v1/jobs/batch",status="201"}')).toBe(1);
     expect(s.get('nexa_http_request_duration_seconds_count{method="POST",route="/v1/workers/:id/claim",status="200"}')).toBe(1);
+    // The process's own metrics, under prom-client's standard names with our prefix.
+    expect(s.get("nexa_process_cpu_seconds_total")).toBeGreaterThan(0);
+    expect(s.has("nexa_nodejs_eventloop_lag_seconds")).toBe(true);
     await client.deregisterWorker(w1.id);
     expect(samples((await http(t.server.url, "GET", "/metrics")).text).get("nexa_workers_online")).toBe(1);
   });
