@@ -622,8 +622,9 @@ export class WorkerAgent {
           kind: failure.kind,
           ...(Object.keys(outputs).length > 0 ? { outputs } : {}),
         };
-        await this.finish(claim, ws, channel, heartbeat, { kind: "fail", body }, { inputs, usage, gpus, timings, annotations, status: statusOf(failure.kind), exit, outputs });
-        say(`job ${tag} ${statusOf(failure.kind)}: ${failure.code}: ${failure.message.split("\n")[0] ?? ""}`);
+        const status = statusOf(failure.kind);
+        await this.finish(claim, ws, channel, heartbeat, { kind: "fail", body }, { inputs, usage, gpus, timings, annotations, status, exit, outputs });
+        say(`job ${tag} ${status}: ${failure.code === status ? "" : `${failure.code}: `}${failure.message.split("\n")[0] ?? ""}`);
       }
     } finally {
       heartbeat.stop();
