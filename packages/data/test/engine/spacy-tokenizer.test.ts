@@ -54,6 +54,19 @@ describe("SpacyEnglishTokenizer", () => {
       "+5": ["+5"],
       "+x": ["+", "x"],
       "20°C.": ["20", "°", "C", "."],
+      // One-character suffixes taken without the regex (expected: the regex path, commit 67fcbf7).
+      "f(x);": ["f(x", ")", ";"],
+      '"q"': ['"', "q", '"'],
+      "`code`": ["`", "code", "`"],
+      "x?!": ["x", "?", "!"],
+      "#tag#": ["#", "tag", "#"],
+      "<b>": ["<", "b", ">"],
+      a_: ["a", "_"],
+      "10%)": ["10", "%", ")"],
+      "5+,": ["5", "+", ","],
+      "U.S.'": ["U.S.", "'"],
+      "ab's)": ["ab", "'s", ")"],
+      "..,": ["..", ","],
     };
     const fresh = new SpacyEnglishTokenizer();
     for (const [span, want] of Object.entries(cases)) expect([...fresh.span(span)], span).toEqual(want);

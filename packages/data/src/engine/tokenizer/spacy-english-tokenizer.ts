@@ -306,6 +306,7 @@ export class SpacyEnglishTokenizer {
     // leftmost match lies in the tail; lookbehinds still see the text before lastIndex. A match
     // at the window's start may extend further left (a run of dots): then search everything.
     if (ascii && !asciiSuffixPossible(s)) return 0;
+    if (ascii && SUFFIX_ONE_ASCII[s.charCodeAt(s.length - 1)] === 1) return 1;
     const re = ascii ? this.suffixReA : this.suffixRe;
     const window = ascii ? SUFFIX_WINDOW_ASCII : SUFFIX_WINDOW;
     const from = s.length > window ? s.length - window : 0;
@@ -610,6 +611,13 @@ const SUFFIX_WINDOW_ASCII = 8;
 // the 589-document parity check hold either way).
 const PREFIX_FIRST_ASCII = asciiTable("%=+,:;!?()[]{}<>_#*&'\"`$.UCA");
 const SUFFIX_LAST_ASCII = asciiTable(",:;!?()[]{}<>_#*&.'\"`+$%");
+// Last characters of an ASCII span for which the suffix is that character alone: each is a bare
+// `c$` alternative, and no other alternative that can match ASCII text ends in it (the longer
+// ones end in `.`, `+`, `$`, `%`, `s`/`S` or a unit's letter), so every match ends in the one-
+// character one and the leftmost is at the last character. Checked against the regex on every
+// suffix search of the bench corpus (1.28 M) and 2.2 M random and corpus-derived ASCII strings:
+// no difference; the tokenizer test pins cases.
+const SUFFIX_ONE_ASCII = asciiTable(",:;!?()[]{}<>_#*&'\"`");
 
 function asciiTable(chars: string): Uint8Array {
   const t = new Uint8Array(128);
