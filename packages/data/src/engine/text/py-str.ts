@@ -94,8 +94,18 @@ function isLineBreak(c: number): boolean {
   return (c >= 0x0a && c <= 0x0d) || c === 0x1c || c === 0x1d || c === 0x1e || c === 0x85 || c === 0x2028 || c === 0x2029;
 }
 
+/** The line breaks of `str.splitlines()` other than `\n`. */
+const RARE_LINE_BREAK = /[\v\f\r\x1c-\x1e\x85\u2028\u2029]/;
+
 /** Python's `str.splitlines()` (no `keepends`): `\r\n` counts once, no trailing empty line. */
 export function pySplitlines(s: string): string[] {
+  // Text whose only line break is \n (nearly all of it) takes the engine's native split.
+  if (!RARE_LINE_BREAK.test(s)) {
+    if (s.length === 0) return [];
+    const lines = s.split("\n");
+    if (s.charCodeAt(s.length - 1) === 0x0a) lines.pop();
+    return lines;
+  }
   const out: string[] = [];
   let start = 0;
   let i = 0;
