@@ -445,10 +445,12 @@ export class SpacyEnglishTokenizer {
 
 /**
  * `s` as a string of its own. V8 makes a slice of 13 or more code units a view into its parent,
- * and a token kept in the token table would then hold its whole document alive.
+ * and a token kept in the token table would then hold its whole document alive. Slicing a
+ * concatenation first copies it into a string of its own (V8 flattens it): the result keeps only
+ * that copy, one character longer than `s` (half the time of a JSON round trip).
  */
 function flatCopy(s: string): string {
-  return s.length < 13 ? s : (JSON.parse(JSON.stringify(s)) as string);
+  return s.length < 13 ? s : (" " + s).slice(1);
 }
 
 const FNV_OFFSET = 0x811c9dc5 | 0;
