@@ -52,3 +52,27 @@ test("SQLite: a process whose last await is close() finishes it and exits 0", as
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// Rows come back as the objects better-sqlite3 made, though they are read as arrays: every
+// column in order, a repeated name keeping its last value (as better-sqlite3 did), and __proto__
+// an own property (better-sqlite3 dropped it).
+test("SQLite: rows read as arrays come back as plain objects with every column", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nexa-rows-"));
+  const backend = openBackend(`sqlite:${join(dir, "forge.db")}`);
+  try {
+    const { rows } = await sql<Record<string, unknown>>`select 1 as a, 'x' as b, null as c, 2 as a, 3 as "__proto__"`.execute(backend.db);
+    expect(rows).toHaveLength(1);
+    const row = rows[0]!;
+    expect(Object.getPrototypeOf(row)).toBe(Object.prototype);
+    expect(Object.keys(row)).toEqual(["a", "b", "c", "__proto__"]);
+    expect(row).toMatchObject({ a: 2, b: "x", c: null });
+    expect(Object.getOwnPropertyDescriptor(row, "__proto__")?.value).toBe(3);
+    await sql`create table t (id integer primary key, v text)`.execute(backend.db);
+    await sql`insert into t (v) values ('p'), ('q')`.execute(backend.db);
+    const updated = await sql<{ id: number; v: string }>`update t set v = v || '!' returning *`.execute(backend.db);
+    expect(updated.rows.map((r) => ({ ...r })).sort((x, y) => x.id - y.id)).toEqual([{ id: 1, v: "p!" }, { id: 2, v: "q!" }]);
+  } finally {
+    await backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
