@@ -2,7 +2,7 @@
 // Queue benchmark of Nexa Forge against graphile-worker and pg-boss, measured in the same run.
 //
 //   npx tsc -b packages/server && node bench/queue/run.mjs [--n=20000] [--backends=sqlite,postgres] [--peers=/tmp/nexa-peers|0] [--samples=200]
-//     [--only=e2e,process,store,latency] [--cpu-prof=DIR]
+//     [--only=e2e,process,store,latency] [--cpu-prof=DIR] [--latency-out=PREFIX]
 //
 // Measures, per backend:
 //   e2e      jobs/s through the HTTP API: 2 producers submit batches (POST /v1/jobs/batch) while
@@ -13,11 +13,12 @@
 //   store    Queue called in-process (no HTTP): 8 loops of tryClaimRows(500) + completeMany, pre-filled;
 //            with the CPU time per job of this process and of the PostgreSQL backends.
 //   latency  add→start for an idle long-polling worker: POST /v1/jobs awaited, then the time
-//            until the worker's claim answer arrives (so it includes the add round trip).
+//            until the worker's claim answer arrives (so it includes the add round trip);
+//            --latency-out=PREFIX writes the samples, in order, to PREFIX.<backend>.json.
 // Peers (PostgreSQL database qbench): graphile-worker 0.17 default and lq500, pg-boss 10 workers-bs,
 // each one measurement of the harness in ../../../shared/bench/peers.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir, loadavg, cpus } from "node:os";
 import { join } from "node:path";
@@ -212,6 +213,7 @@ async function latency(backend) {
     stop = true;
     await call("POST", "/v1/jobs", noop(-1)); // wake the last long-poll
     await loop;
+    if (args["latency-out"]) writeFileSync(`${args["latency-out"]}.${backend}.json`, JSON.stringify(lat));
     lat.sort((a, b) => a - b);
     return { samples: lat.length, p50_ms: round(pct(lat, 50), 2), p99_ms: round(pct(lat, 99), 2), max_ms: round(lat.at(-1), 2) };
   } finally {
