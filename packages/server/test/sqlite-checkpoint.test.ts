@@ -71,6 +71,14 @@ test("SQLite: rows read as arrays come back as plain objects with every column",
     await sql`insert into t (v) values ('p'), ('q')`.execute(backend.db);
     const updated = await sql<{ id: number; v: string }>`update t set v = v || '!' returning *`.execute(backend.db);
     expect(updated.rows.map((r) => ({ ...r })).sort((x, y) => x.id - y.id)).toEqual([{ id: 1, v: "p!" }, { id: 2, v: "q!" }]);
+    // The same statement text after the table changed answers its new columns.
+    const all = async () => (await sql<Record<string, unknown>>`select * from t order by id`.execute(backend.db)).rows;
+    expect((await all())[0]).toEqual({ id: 1, v: "p!" });
+    await sql`alter table t add column w integer default 7`.execute(backend.db);
+    expect((await all())[0]).toEqual({ id: 1, v: "p!", w: 7 });
+    await sql`alter table t drop column v`.execute(backend.db);
+    await sql`alter table t add column z text default 'z'`.execute(backend.db);
+    expect((await all())[0]).toEqual({ id: 1, w: 7, z: "z" });
   } finally {
     await backend.close();
     rmSync(dir, { recursive: true, force: true });

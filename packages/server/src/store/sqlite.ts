@@ -119,19 +119,25 @@ parentPort.on("message", () => {
 
 /** Prepared statements kept per connection; the claim and finish paths reuse a few dozen texts. */
 const STATEMENT_CACHE = 256;
+const DDL = /^\s*(create|alter|drop)\b/i;
 
 /**
  * The connection as Kysely sees it, keeping prepared statements by SQL text (least recently used
  * dropped first): Kysely prepares every query anew, and preparing cost about as much as running
  * the queue's statements. Safe to share: the single connection runs one statement at a time, and
  * nothing streams rows (`iterate`) through Kysely here. Statements that return rows answer them
- * through {@link rowsAsObjects}.
+ * through {@link rowsAsObjects}. A schema change (create, alter, drop) empties the cache: SQLite
+ * recompiles a statement whose tables changed, and `select *` may then answer other columns.
  */
 function preparedOnce(conn: SQLite.Database): SqliteDatabase {
   const cache = new Map<string, SqliteStatement>();
   return {
     close: () => conn.close(),
     prepare(sql: string): SqliteStatement {
+      if (DDL.test(sql)) {
+        cache.clear();
+        return conn.prepare(sql);
+      }
       let st = cache.get(sql);
       if (st !== undefined) {
         cache.delete(sql);
@@ -154,17 +160,29 @@ function preparedOnce(conn: SQLite.Database): SqliteDatabase {
  */
 function rowsAsObjects(st: SQLite.Statement): SqliteStatement {
   if (!st.reader) return st;
-  const names = st.columns().map((c) => c.name);
-  // The names are quoted by JSON.stringify, so the generated code holds them only as keys; a
-  // computed key keeps a column named __proto__ an own property (better-sqlite3 dropped it).
-  const keys = names.map((n) => (n === "__proto__" ? `["__proto__"]` : JSON.stringify(n)));
-  const make = new Function("r", `return { ${keys.map((k, i) => `${k}: r[${i}]`).join(", ")} };`) as (row: unknown[]) => unknown;
+  let width = -1;
+  let make: (row: unknown[]) => unknown = () => undefined;
+  const shape = () => {
+    const names = st.columns().map((c) => c.name);
+    // The names are quoted by JSON.stringify, so the generated code holds them only as keys; a
+    // computed key keeps a column named __proto__ an own property (better-sqlite3 dropped it).
+    const keys = names.map((n) => (n === "__proto__" ? `["__proto__"]` : JSON.stringify(n)));
+    make = new Function("r", `return { ${keys.map((k, i) => `${k}: r[${i}]`).join(", ")} };`) as (row: unknown[]) => unknown;
+    width = names.length;
+  };
+  shape();
+  // A row of another width: the statement was recompiled against a changed table (another
+  // connection's DDL); its columns are read again.
+  const object = (row: unknown[]) => {
+    if (row.length !== width) shape();
+    return make(row);
+  };
   st.raw(true);
   return {
     reader: true,
-    all: (parameters) => (st.all(parameters) as unknown[][]).map(make),
+    all: (parameters) => (st.all(parameters) as unknown[][]).map(object),
     iterate: function* (parameters) {
-      for (const row of st.iterate(parameters) as IterableIterator<unknown[]>) yield make(row);
+      for (const row of st.iterate(parameters) as IterableIterator<unknown[]>) yield object(row);
     },
     run: (parameters) => st.run(parameters),
   };
