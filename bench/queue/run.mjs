@@ -16,9 +16,11 @@
 //            until the worker's claim answer arrives (so it includes the add round trip);
 //            --latency-out=PREFIX writes the samples, in order, to PREFIX.<backend>.json.
 // Peers (PostgreSQL database qbench): graphile-worker 0.17 default and lq500, pg-boss 10 workers-bs,
-// each one measurement of the harness in ../../../shared/bench/peers.
+// each one measurement of the harness in ../../../shared/bench/peers; and what lq500 costs
+// PostgreSQL per job (cluster CPU from /proc, WAL bytes): its `process` run minus an `enqueue` run
+// of the same jobs, beside the same figures for our store level.
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir, loadavg, cpus } from "node:os";
 import { join } from "node:path";
@@ -99,6 +101,48 @@ async function pgCpuMs(databaseUrl) {
     }
   }
   return ticks * 10;
+}
+
+// CPU time (ms) of the whole PostgreSQL cluster so far: the postmaster, every live child, and the
+// children it has reaped (cutime/cstime). Unlike pgCpuMs it counts backends that have exited, so
+// it also measures a peer's run from outside: the difference across the run, over its jobs.
+async function pgClusterCpuMs() {
+  const c = new pg.Client({ connectionString: PG_ADMIN });
+  await c.connect();
+  const stat = (pid) => readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  const { rows } = await c.query("select pg_backend_pid() as pid");
+  // This connection's backend is a child of the postmaster (read before it exits).
+  const postmaster = Number(stat(rows[0].pid)[1]);
+  await c.end();
+  const own = stat(postmaster);
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const f = stat(entry);
+      if (Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks * 10;
+}
+
+/** PostgreSQL cluster CPU and WAL per job of a peer's run: `process` minus an `enqueue` of the same jobs. */
+function peerPgCost(script, processArgv) {
+  const measure = async (argv) => {
+    const cpu0 = await pgClusterCpuMs();
+    const wal0 = await pgWalBytes();
+    const r = peer(script, argv);
+    return { r, cpu: (await pgClusterCpuMs()) - cpu0, wal: (await pgWalBytes()) - wal0 };
+  };
+  return (async () => {
+    const enq = await measure(["enqueue", `--n=${N}`, "--single=0"]);
+    const proc = await measure(processArgv);
+    const jobs = proc.r.completed ?? 0;
+    if (!proc.r.ok || !enq.r.ok || jobs === 0) return { ok: false };
+    return { ok: true, jobs, jobs_s: proc.r.jobs_s, pg_cpu_us_per_job: round(((proc.cpu - enq.cpu) * 1000) / jobs), pg_wal_bytes_per_job: round((proc.wal - enq.wal) / jobs, 0) };
+  })();
 }
 
 async function freshStore(backend) {
@@ -244,6 +288,7 @@ async function storeLevel(backend) {
     let done = 0;
     const cpu0 = process.cpuUsage();
     const pg0 = backend === "postgres" ? await pgCpuMs(store.databaseUrl) : 0;
+    const cluster0 = backend === "postgres" ? await pgClusterCpuMs() : 0;
     const wal0 = backend === "postgres" ? await pgWalBytes() : 0;
     const t0 = performance.now();
     await Promise.all(
@@ -260,6 +305,7 @@ async function storeLevel(backend) {
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     const pgMs = backend === "postgres" ? (await pgCpuMs(store.databaseUrl)) - pg0 : undefined;
+    const clusterMs = backend === "postgres" ? (await pgClusterCpuMs()) - cluster0 : undefined;
     const wal = backend === "postgres" ? (await pgWalBytes()) - wal0 : undefined;
     await bus.stop();
     return {
@@ -267,7 +313,7 @@ async function storeLevel(backend) {
       ms: round(ms),
       jobs_per_s: round((done / ms) * 1000),
       cpu_us_per_job: round((cpu.user + cpu.system) / done),
-      ...(pgMs !== undefined ? { pg_cpu_us_per_job: round((pgMs * 1000) / done), pg_wal_bytes_per_job: round(wal / done, 0) } : {}),
+      ...(pgMs !== undefined ? { pg_cpu_us_per_job: round((pgMs * 1000) / done), pg_cluster_cpu_us_per_job: round((clusterMs * 1000) / done), pg_wal_bytes_per_job: round(wal / done, 0) } : {}),
     };
   } finally {
     await b.close();
@@ -313,6 +359,10 @@ if (args.peers !== "0") {
     results.peers[name] = peer(script, argv);
     log(JSON.stringify(results.peers[name]).slice(0, 300));
   }
+  // What graphile-worker's best costs PostgreSQL per job, measured as ours is (whole cluster).
+  log("[peer] graphile-worker lq500 c=8, PostgreSQL CPU and WAL per job (process run minus enqueue run)…");
+  results.peers["graphile-worker lq500 pg cost"] = await peerPgCost("bench-graphile-worker.mjs", ["process", "--c=8", "--variant=lq500"]);
+  log(JSON.stringify(results.peers["graphile-worker lq500 pg cost"]));
 }
 results.loadavg_end = loadavg().map((x) => round(x, 2));
 
@@ -332,6 +382,11 @@ for (const [backend, r] of Object.entries(results.ours)) {
 }
 const gl = P["graphile-worker latency"];
 const bl = P["pg-boss latency"];
+const gwCost = P["graphile-worker lq500 pg cost"];
+const pgStore = results.ours.postgres?.store;
+if (pgStore?.pg_cluster_cpu_us_per_job !== undefined && gwCost?.ok) {
+  lines.push(`| PostgreSQL cluster CPU µs / WAL bytes per job, store level | postgres | ${pgStore.pg_cluster_cpu_us_per_job} / ${pgStore.pg_wal_bytes_per_job} | ${gwCost.pg_cpu_us_per_job} / ${gwCost.pg_wal_bytes_per_job} (lq500, process − enqueue) | ${ratio(pgStore.pg_cluster_cpu_us_per_job, gwCost.pg_cpu_us_per_job)} / ${ratio(pgStore.pg_wal_bytes_per_job, gwCost.pg_wal_bytes_per_job)} as much | – | – |`);
+}
 for (const [backend, r] of Object.entries(results.ours)) {
   lines.push(`| add→start p50 / p99 ms | ${backend} | ${r.latency.p50_ms} / ${r.latency.p99_ms} | ${gl?.p50_ms ?? "–"} / ${gl?.p99_ms ?? "–"} (default) | ${ratio(gl?.p99_ms, r.latency.p99_ms)} faster at p99 | ${bl?.p50_ms ?? "–"} / ${bl?.p99_ms ?? "–"} | ${ratio(bl?.p99_ms, r.latency.p99_ms)} faster at p99 |`);
 }
