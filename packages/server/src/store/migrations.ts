@@ -232,6 +232,18 @@ const MIGRATIONS: Record<string, Up> = {
       await sql`alter table attempts set (fillfactor = 70)`.execute(db);
     }
   },
+  // PostgreSQL: the event log and the usage log keep one index each. Their primary keys (an event's
+  // seq, a usage record's random id) were never looked up, yet every row paid an entry in them
+  // beside the index its reads use: (job_id, seq) and (org_id, ts, id) become the primary keys and
+  // the separate indexes go, four index entries fewer per job. SQLite's job_events.seq is the rowid
+  // (no index of its own); its usage_records keep both.
+  "0009_log_primary_keys": async (db, dialect) => {
+    if (dialect !== "postgres") return;
+    await sql`alter table job_events drop constraint job_events_pkey, add primary key (job_id, seq)`.execute(db);
+    await sql`drop index if exists job_events_job`.execute(db);
+    await sql`alter table usage_records drop constraint usage_records_pkey, add primary key (org_id, ts, id)`.execute(db);
+    await sql`drop index if exists usage_org_ts`.execute(db);
+  },
 };
 
 // Engine-owned tables live beside their code; the numbers keep one global order.
