@@ -28,6 +28,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { freshPgDatabase, PG_ADMIN } from "../lib/fresh-pg.mjs";
+import { drain, prefilledQueue } from "../lib/store-level.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=")).map(([k, v]) => [k, v ?? "1"]));
@@ -270,44 +271,19 @@ async function storeLevel(backend) {
   const store = await freshStore(backend);
   const b = server.openBackend(store.databaseUrl);
   try {
-    await server.migrate(b);
-    const bus = new server.Bus(b);
-    await bus.start();
-    const queue = new server.Queue(b, bus, { leaseTtlMs: 30_000, heartbeatIntervalMs: 5_000 }, () => ({ currency: "USD", cpu_hour: 0.04, gpu_hour: {}, gpu_hour_default: 1, tokens_in_per_1k: 0, tokens_out_per_1k: 0 }));
-    const org = "org_bench";
-    await b.db.insertInto("orgs").values({ id: org, name: "bench", created_at: Date.now(), max_running: null, budget_usd: null }).execute();
-    const caps = { cpus: 4, memory_gb: 8, gpus: [], labels: {} };
-    const subs = Array.from({ length: N }, (_, i) => ({ ...noop(i), priority: 0, requirements: {}, limits: {}, project: "default" }));
-    for (let i = 0; i < N; i += 1000) await queue.submit(org, subs.slice(i, i + 1000));
-    const workers = [];
-    for (let i = 0; i < WORKERS; i++) {
-      const row = { id: `wrk_${i}`, org_id: org, name: `w${i}`, capabilities: JSON.stringify(caps), accepts: "[]", status: "online", version: null, created_at: Date.now(), last_seen_at: Date.now() };
-      await b.db.insertInto("workers").values(row).execute();
-      workers.push(row);
-    }
-    let done = 0;
+    const fixture = await prefilledQueue(server, b, N, WORKERS);
     const cpu0 = process.cpuUsage();
     const pg0 = backend === "postgres" ? await pgCpuMs(store.databaseUrl) : 0;
     const cluster0 = backend === "postgres" ? await pgClusterCpuMs() : 0;
     const wal0 = backend === "postgres" ? await pgWalBytes() : 0;
     const t0 = performance.now();
-    await Promise.all(
-      workers.map(async (w) => {
-        for (;;) {
-          // The rows the HTTP claim serialises (claimsJson), as the claim route gets them.
-          const claims = await queue.tryClaimRows(org, w, caps, [], 500);
-          if (claims.length === 0) break;
-          const r = await queue.completeMany(org, claims.map((c) => ({ lease_id: c.lease.id, outputs: {} })));
-          done += r.filter((x) => x.status === "succeeded").length;
-        }
-      }),
-    );
+    const done = await drain(fixture);
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
     const pgMs = backend === "postgres" ? (await pgCpuMs(store.databaseUrl)) - pg0 : undefined;
     const clusterMs = backend === "postgres" ? (await pgClusterCpuMs()) - cluster0 : undefined;
     const wal = backend === "postgres" ? (await pgWalBytes()) - wal0 : undefined;
-    await bus.stop();
+    await fixture.bus.stop();
     return {
       jobs: done,
       ms: round(ms),

@@ -9,6 +9,7 @@ import SQLite from "better-sqlite3";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { drain, prefilledQueue } from "../lib/store-level.mjs";
 const server = await import("../../packages/server/dist/index.js");
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=")).map(([k, v]) => [k, v ?? "1"]));
 const T = new Map();
@@ -40,39 +41,17 @@ const T = new Map();
 const N = Number(args.n ?? 20000);
 const home = mkdtempSync(join(tmpdir(), "nexa-sqlite-statements-"));
 const b = server.openBackend(`sqlite:${join(home, "forge.db")}`);
-await server.migrate(b);
-const bus = new server.Bus(b);
-await bus.start();
-const queue = new server.Queue(b, bus, { leaseTtlMs: 30_000, heartbeatIntervalMs: 5_000 }, () => ({ currency: "USD", cpu_hour: 0.04, gpu_hour: {}, gpu_hour_default: 1, tokens_in_per_1k: 0, tokens_out_per_1k: 0 }));
-const org = "org_bench";
-await b.db.insertInto("orgs").values({ id: org, name: "bench", created_at: Date.now(), max_running: null, budget_usd: null }).execute();
-const caps = { cpus: 4, memory_gb: 8, gpus: [], labels: {} };
-const subs = Array.from({ length: N }, (_, i) => ({ type: "command", spec: { argv: ["true", String(i)] }, priority: 0, requirements: {}, limits: {}, project: "default" }));
-for (let i = 0; i < N; i += 1000) await queue.submit(org, subs.slice(i, i + 1000));
-const workers = [];
-for (let i = 0; i < 8; i++) {
-  const row = { id: `wrk_${i}`, org_id: org, name: `w${i}`, capabilities: JSON.stringify(caps), accepts: "[]", status: "online", version: null, created_at: Date.now(), last_seen_at: Date.now() };
-  await b.db.insertInto("workers").values(row).execute();
-  workers.push(row);
-}
+const fixture = await prefilledQueue(server, b, N);
 T.clear();
 const t0 = performance.now();
 const c0 = process.cpuUsage();
-await Promise.all(
-  workers.map(async (w) => {
-    for (;;) {
-      const claims = await queue.tryClaimRows(org, w, caps, [], 500);
-      if (claims.length === 0) break;
-      await queue.completeMany(org, claims.map((c) => ({ lease_id: c.lease.id, outputs: {} })));
-    }
-  }),
-);
+await drain(fixture);
 const ms = performance.now() - t0;
 const cpu = process.cpuUsage(c0);
 let total = 0;
 for (const [, [t]] of T) total += t;
 console.log(`${N} jobs: ${Math.round((N / ms) * 1000)} jobs/s, ${((cpu.user + cpu.system) / N).toFixed(1)} CPU us per job, ${((total * 1000) / N).toFixed(1)} us per job in SQLite statements:`);
 for (const [k, [t, n]] of [...T].sort((x, y) => y[1][0] - x[1][0]).slice(0, 14)) console.log(`${((t * 1000) / N).toFixed(1).padStart(7)} us/job ${String(n).padStart(5)} calls  ${k}`);
-await bus.stop();
+await fixture.bus.stop();
 await b.close();
 rmSync(home, { recursive: true, force: true });
