@@ -28,6 +28,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { freshPgDatabase, PG_ADMIN } from "../lib/fresh-pg.mjs";
+import { addToStartSamples } from "../lib/add-to-start.mjs";
 import { drain, prefilledQueue } from "../lib/store-level.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -46,7 +47,6 @@ if (!existsSync(dist)) throw new Error("build first: npx tsc -b packages/server"
 const server = await import(dist);
 
 const log = (...a) => process.stderr.write(a.join(" ") + "\n");
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const pct = (s, p) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
@@ -231,33 +231,7 @@ async function latency(backend) {
   const srv = await startChild(store);
   const call = client(srv.url, srv.adminKey);
   try {
-    const { json: w } = await call("POST", "/v1/workers", { name: "idle", capabilities: { cpus: 4, memory_gb: 8, gpus: [], labels: {} } });
-    const started = new Map();
-    let stop = false;
-    const loop = (async () => {
-      while (!stop) {
-        const res = await call("POST", `/v1/workers/${w.id}/claim`, { wait_s: 5, max_jobs: 1 });
-        if (res.status === 204) continue;
-        const t1 = performance.now();
-        const i = Number(res.json.job.spec.argv[1]);
-        started.get(i)?.(t1);
-        await call("POST", `/v1/leases/${res.json.lease.id}/complete`, {});
-      }
-    })();
-    // Let the worker's first long-poll reach the server, so every sample measures an idle, waiting worker.
-    await sleep(1000);
-    const lat = [];
-    for (let i = 0; i < SAMPLES; i++) {
-      // Spaced submissions (20–70 ms apart): each one finds the worker idle in its long-poll again.
-      await sleep(20 + Math.random() * 50);
-      const got = new Promise((r) => started.set(i, r));
-      const t0 = performance.now();
-      await call("POST", "/v1/jobs", noop(i));
-      lat.push((await got) - t0);
-    }
-    stop = true;
-    await call("POST", "/v1/jobs", noop(-1)); // wake the last long-poll
-    await loop;
+    const lat = (await addToStartSamples(call, SAMPLES)).map((x) => x.t1 - x.t0);
     if (args["latency-out"]) writeFileSync(`${args["latency-out"]}.${backend}.json`, JSON.stringify(lat));
     lat.sort((a, b) => a - b);
     return { samples: lat.length, p50_ms: round(pct(lat, 50), 2), p99_ms: round(pct(lat, 99), 2), max_ms: round(lat.at(-1), 2) };

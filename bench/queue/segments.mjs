@@ -17,13 +17,13 @@ import { createInterface } from "node:readline";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { addToStartSamples } from "../lib/add-to-start.mjs";
 import { freshPgDatabase } from "../lib/fresh-pg.mjs";
 
 const args = Object.fromEntries(process.argv.slice(2).map((a) => a.replace(/^--/, "").split("=")).map(([k, v]) => [k, v ?? "1"]));
 const backend = args.backend ?? "postgres";
 const SAMPLES = Number(args.samples ?? 300);
 const now = () => Number(process.hrtime.bigint()) / 1e6;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const home = mkdtempSync(join(tmpdir(), "nexa-segments-"));
 const out = join(home, "events.json");
 const db = backend === "postgres" ? await freshPgDatabase("nexa_segments") : null;
@@ -49,30 +49,7 @@ const call = (method, path, body) =>
     req.end(data);
   });
 
-const { json: worker } = await call("POST", "/v1/workers", { name: "idle", capabilities: { cpus: 4, memory_gb: 8, gpus: [], labels: {} } });
-const started = new Map();
-let stop = false;
-const loop = (async () => {
-  while (!stop) {
-    const res = await call("POST", `/v1/workers/${worker.id}/claim`, { wait_s: 5, max_jobs: 1 });
-    if (res.status === 204) continue;
-    started.get(Number(res.json.job.spec.argv[1]))?.(res.t);
-    await call("POST", `/v1/leases/${res.json.lease.id}/complete`, {});
-  }
-})();
-await sleep(1000);
-const samples = [];
-for (let i = 0; i < SAMPLES; i++) {
-  await sleep(20 + Math.random() * 50);
-  const got = new Promise((r) => started.set(i, r));
-  const t0 = now();
-  const post = call("POST", "/v1/jobs", { type: "command", spec: { argv: ["true", String(i)] } });
-  samples.push({ i, t0, t5: await got });
-  await post;
-}
-stop = true;
-await call("POST", "/v1/jobs", { type: "command", spec: { argv: ["true", "-1"] } });
-await loop;
+const samples = (await addToStartSamples(call, SAMPLES, now)).map(({ t0, t1 }) => ({ t0, t5: t1 }));
 await new Promise((r) => {
   child.once("exit", r);
   child.kill("SIGTERM");
