@@ -5,7 +5,7 @@ import { createGzip, type Gzip } from "node:zlib";
 import { fileWriter, ParquetWriter, schemaFromColumnData } from "hyparquet-writer";
 import type { DataFormat } from "./record-reader.js";
 
-const WRITE_CHUNK_CHARS = 1 << 20;
+const WRITE_CHUNK_BYTES = 1 << 20;
 
 /**
  * Writes records to JSONL (plain or gzip) or Parquet under a temporary name
@@ -55,22 +55,34 @@ export class RecordWriter {
       return;
     }
     const line = JSON.stringify(record) + "\n";
-    this.pending.push(line);
-    this.pendingChars += line.length;
-    if (this.pendingChars >= WRITE_CHUNK_CHARS) await this.flushLines();
+    // A line goes straight into the chunk as UTF-8 when it surely fits (3 bytes per UTF-16 unit
+    // at most); otherwise the chunk is written first, and a line larger than a chunk goes alone.
+    if (3 * line.length > this.chunk.length - this.used) {
+      await this.flushLines();
+      if (3 * line.length > this.chunk.length) {
+        await this.send(Buffer.from(line, "utf8"));
+        return;
+      }
+    }
+    this.used += this.chunk.write(line, this.used, "utf8");
   }
 
-  // Lines are joined and written about 1 MiB at a time: one string-to-UTF-8 conversion and one
-  // stream write per chunk instead of one per record (thousands of small writes cost more than the
-  // JSON serialisation).
-  private pending: string[] = [];
-  private pendingChars = 0;
+  // Lines are encoded into a chunk of WRITE_CHUNK_BYTES and written a chunk at a time: one stream
+  // write per chunk instead of one per record (thousands of small writes cost more than the JSON
+  // serialisation), and no joined string (a large one per chunk, allocated and collected).
+  private chunk: Buffer = Buffer.allocUnsafe(WRITE_CHUNK_BYTES);
+  private used = 0;
 
   private async flushLines(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const buf = Buffer.from(this.pending.length === 1 ? this.pending[0]! : this.pending.join(""), "utf8");
-    this.pending = [];
-    this.pendingChars = 0;
+    if (this.used === 0) return;
+    const full = this.chunk.subarray(0, this.used);
+    // The stream keeps the chunk until it is written: the next lines go into a new one.
+    this.chunk = Buffer.allocUnsafe(WRITE_CHUNK_BYTES);
+    this.used = 0;
+    await this.send(full);
+  }
+
+  private async send(buf: Buffer): Promise<void> {
     this.bytes += buf.length;
     const sink = this.gz ?? this.out!;
     if (!sink.write(buf)) await new Promise<void>((r) => sink.once("drain", () => r()));
@@ -116,8 +128,7 @@ export class RecordWriter {
 
   /** Discard the partial output. */
   async abort(): Promise<void> {
-    this.pending = [];
-    this.pendingChars = 0;
+    this.used = 0;
     this.out?.destroy();
     await rm(this.tmp, { force: true });
   }

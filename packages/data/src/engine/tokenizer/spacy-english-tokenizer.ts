@@ -558,7 +558,8 @@ class SpanTable {
       if (old[s + 1] === 0) continue;
       let p = old[s]! & mask;
       while (slots[(p << 3) + 1] !== 0) p = (p + 1) & mask;
-      slots.set(old.subarray(s, s + 8), p << 3);
+      const d = p << 3;
+      for (let k = 0; k < 8; k++) slots[d + k] = old[s + k]!;
     }
     this.slots = slots;
     this.mask = mask;
