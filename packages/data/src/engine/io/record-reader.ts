@@ -51,10 +51,44 @@ export async function* readRecords(path: string, format?: DataFormat): AsyncGene
   else yield* readJsonl(path, fmt === "jsonl.gz");
 }
 
+const READ_CHUNK = 1 << 20;
+
+/**
+ * A plain file's bytes in chunks, read into two buffers in turn (the next read runs while the
+ * caller works on the current chunk): a stream would allocate a fresh megabyte per chunk, and
+ * fresh memory costs a page fault per 4 KiB. A chunk is valid until the caller asks for the next.
+ */
+async function* fileChunks(path: string): AsyncGenerator<Buffer> {
+  const fh = await open(path, "r");
+  const bufs = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
+  let turn = 0;
+  let next = fh.read(bufs[0]!, 0, READ_CHUNK, null);
+  try {
+    for (;;) {
+      const { bytesRead } = await next;
+      if (bytesRead === 0) return;
+      const buf = bufs[turn]!;
+      turn ^= 1;
+      next = fh.read(bufs[turn]!, 0, READ_CHUNK, null);
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    // A caller that stops early leaves a read in flight: let it land before closing.
+    await next.catch(() => undefined);
+    await fh.close();
+  }
+}
+
 async function* readJsonl(path: string, gzip: boolean): AsyncGenerator<ReadItem> {
-  const file = createReadStream(path, { highWaterMark: 1 << 20 });
-  const stream = gzip ? file.pipe(createGunzip()) : file;
-  file.on("error", (e) => stream.destroy(e));
+  let stream: AsyncIterable<Buffer>;
+  if (gzip) {
+    const file = createReadStream(path, { highWaterMark: READ_CHUNK });
+    const gunzip = file.pipe(createGunzip());
+    file.on("error", (e) => gunzip.destroy(e));
+    stream = gunzip;
+  } else {
+    stream = fileChunks(path);
+  }
   let carry: Buffer | null = null;
   let line = 0;
   const parse = (buf: Buffer): ReadItem | null => {
@@ -81,7 +115,7 @@ async function* readJsonl(path: string, gzip: boolean): AsyncGenerator<ReadItem>
     return { ok: true, value: { record: value as Record<string, unknown>, line, bytes: buf.length + 1 } };
   };
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for await (const chunk of stream) {
       let start = 0;
       let nl = chunk.indexOf(0x0a, start);
       while (nl >= 0) {

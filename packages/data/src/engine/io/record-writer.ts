@@ -72,20 +72,26 @@ export class RecordWriter {
   // serialisation), and no joined string (a large one per chunk, allocated and collected).
   private chunk: Buffer = Buffer.allocUnsafe(WRITE_CHUNK_BYTES);
   private used = 0;
+  /** Chunks the stream has finished with, filled again (fresh memory costs page faults each time). */
+  private readonly spare: Buffer[] = [];
 
   private async flushLines(): Promise<void> {
     if (this.used === 0) return;
-    const full = this.chunk.subarray(0, this.used);
-    // The stream keeps the chunk until it is written: the next lines go into a new one.
-    this.chunk = Buffer.allocUnsafe(WRITE_CHUNK_BYTES);
+    const chunk = this.chunk;
+    const full = chunk.subarray(0, this.used);
+    // The stream keeps the chunk until it has written it: the next lines go into another.
+    this.chunk = this.spare.pop() ?? Buffer.allocUnsafe(WRITE_CHUNK_BYTES);
     this.used = 0;
-    await this.send(full);
+    await this.send(full, () => {
+      if (this.spare.length < 2) this.spare.push(chunk);
+    });
   }
 
-  private async send(buf: Buffer): Promise<void> {
+  private async send(buf: Buffer, written?: () => void): Promise<void> {
     this.bytes += buf.length;
     const sink = this.gz ?? this.out!;
-    if (!sink.write(buf)) await new Promise<void>((r) => sink.once("drain", () => r()));
+    const more = sink.write(buf, written === undefined ? undefined : (e) => (e ? undefined : written()));
+    if (!more) await new Promise<void>((r) => sink.once("drain", () => r()));
   }
 
   private flushParquet(): void {
