@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, readlinkSync } from "node:fs";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,6 +63,18 @@ describe("audit pipeline", () => {
     const removed = readJsonl(join(out, "removed.jsonl")).map((x) => x.id as string);
     expect(new Set(removed)).toEqual(minhashRemoved);
     expect(r.steps[0]!.counts.clusters).toBe(19);
+    // The second pass reads the id spool in step with the input and never to its end: it must
+    // still close it (it held the deleted spool's file open until garbage collection).
+    if (existsSync("/proc/self/fd")) {
+      const open = readdirSync("/proc/self/fd").flatMap((fd) => {
+        try {
+          return [readlinkSync(`/proc/self/fd/${fd}`)];
+        } catch {
+          return [];
+        }
+      });
+      expect(open.filter((l) => l.startsWith(out))).toEqual([]);
+    }
   });
 
   it.runIf(workerScript() !== null)("2 and 3 threads (1 and 2 workers beside the main thread) give byte-identical outputs to 1 thread", async () => {

@@ -327,25 +327,30 @@ async function* spooledDocs(
 ): AsyncGenerator<Doc> {
   let ordinal = -1;
   const ids = readRecords(idsPath, "jsonl");
-  for await (const item of readRecords(path, "jsonl")) {
-    if (!item.ok) throw item.error;
-    ordinal++;
-    const idItem = await ids.next();
-    if (idItem.done === true || !idItem.value.ok) throw new Error(`audit: spool ${idsPath} ends before ${path} (record ${ordinal + 1})`);
-    const record = item.value.record;
-    const text = record[config.text_field] as string;
-    const b = utf8Bytes(text);
-    gst.docs_in++;
-    gst.bytes_in += b;
-    const keptBy = removedBy.get(ordinal);
-    if (keptBy !== undefined) {
-      gst.drops.minhash_duplicate = (gst.drops.minhash_duplicate ?? 0) + 1;
-      await onRemoved(record, keptIds.get(keptBy)!);
-      continue;
+  try {
+    for await (const item of readRecords(path, "jsonl")) {
+      if (!item.ok) throw item.error;
+      ordinal++;
+      const idItem = await ids.next();
+      if (idItem.done === true || !idItem.value.ok) throw new Error(`audit: spool ${idsPath} ends before ${path} (record ${ordinal + 1})`);
+      const record = item.value.record;
+      const text = record[config.text_field] as string;
+      const b = utf8Bytes(text);
+      gst.docs_in++;
+      gst.bytes_in += b;
+      const keptBy = removedBy.get(ordinal);
+      if (keptBy !== undefined) {
+        gst.drops.minhash_duplicate = (gst.drops.minhash_duplicate ?? 0) + 1;
+        await onRemoved(record, keptIds.get(keptBy)!);
+        continue;
+      }
+      gst.docs_out++;
+      gst.bytes_out += b;
+      if (ordinal % 1000 === 0) progress({ docs: ordinal, bytes: 0 });
+      yield { record, text, bytes: b, id: idItem.value.value.record.id as string, line: item.value.line };
     }
-    gst.docs_out++;
-    gst.bytes_out += b;
-    if (ordinal % 1000 === 0) progress({ docs: ordinal, bytes: 0 });
-    yield { record, text, bytes: b, id: idItem.value.value.record.id as string, line: item.value.line };
+  } finally {
+    // Read in step, never to its end: closing it releases the spool's file.
+    await ids.return(undefined);
   }
 }
