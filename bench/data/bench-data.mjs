@@ -22,8 +22,13 @@
 // MinHash over the whole corpus 0.161 MB/s; the like-for-like anchor (datatrove's MinHash over the
 // chain's survivors only, their share of the corpus taken from our run) is printed too.
 //
-// The peer: datatrove is not installable from this machine's package mirror, so its figures are
-// the anchors recorded on this machine class (shared/fixtures/data/RESULTS.md), not measured in this run.
+// The peer: datatrove is not on this machine's package mirror. Its recorded figures (the anchors of
+// shared/fixtures/data/RESULTS.md, another day, another load) are printed always; with
+// `--datatrove-src DIR` (a datatrove source tree, see bench/data/DATATROVE_PEER.md) and optionally
+// `--datatrove-python PY` (a Python with spaCy 3.8; default python3), full-corpus mode also runs
+// datatrove's FineWeb chain on the same corpus in this run (bench/data/datatrove_peer.py) and
+// prints our MB/s per core against that measured figure:
+//   node bench/data/bench-data.mjs --corpus /tmp/nexa-corpus/corpus.jsonl --no-filters --datatrove-src /tmp/datatrove-src --datatrove-python /tmp/dt-venv/bin/python
 import { createWriteStream, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir, cpus } from "node:os";
@@ -47,6 +52,8 @@ const jsonOut = opt("json");
 const rssGb = Number(opt("rss-gb", "0"));
 const baseline = opt("baseline");
 const reps = Number(opt("reps", fullMode ? "3" : "2"));
+const datatroveSrc = opt("datatrove-src");
+const datatrovePython = opt("datatrove-python", "python3");
 
 // datatrove 0.10.0 on the 589-doc sample (3.70 MB), one process: RESULTS.md §2 "sample MB/s", §3 stage 1 (3.70 MB / 7.20 s).
 const ANCHOR = {
@@ -141,10 +148,20 @@ console.log(JSON.stringify({ wall_ms: r.wall_ms, cpu_s: (c.user + c.system) / 1e
     }
   }
   await rm(dir, { recursive: true, force: true });
+  // datatrove's chain on the same corpus, after our runs (one run: it takes minutes).
+  let peer = null;
+  if (datatroveSrc) {
+    const l0 = loadavg();
+    console.log(`  datatrove: FineWeb chain on the same corpus (${datatroveSrc}), one run…`);
+    const child = spawnSync(datatrovePython, [join(root, "bench/data/datatrove_peer.py"), "--datatrove-src", datatroveSrc, "--corpus", corpus, "--stage", "fineweb_chain"], { encoding: "utf8", maxBuffer: 1 << 26 });
+    if (child.status !== 0) throw new Error(`datatrove peer failed (${datatrovePython}): ${child.stderr || child.error}`);
+    peer = { ...JSON.parse(child.stdout.trim().split("\n").at(-1)), load_before: l0, load_after: loadavg() };
+    console.log(`  datatrove: ${peer.seconds.toFixed(1)} s, ${peer.mb_per_s.toFixed(3)} MB/s, ${peer.kept} kept, load ${l0} -> ${peer.load_after}`);
+  }
   const survivorShare = best[1].minhash_bytes_in / best[1].bytes;
   const likeForLike = 1 / (1 / FULL.chain + survivorShare / FULL.minhash_total); // datatrove's MinHash over the chain's survivors only
   console.log(`load average at end ${loadavg()}`);
-  console.log("peer: datatrove 0.10.0 recorded full-corpus anchors (not installable here, not measured in this run)\n");
+  console.log(peer ? `peer: datatrove's FineWeb chain measured in this run (M = ${peer.mb_per_s.toFixed(3)} MB/s, one process; source ${peer.datatrove_commit}); A, B, C are its recorded anchors\n` : "peer: datatrove 0.10.0 recorded full-corpus anchors (not measured in this run: pass --datatrove-src)\n");
   if (filterRows.length) {
     console.log(["what", "thr", "seconds", "CPU s", "MB/s", "datatrove", "ratio", "load before -> after"].map((h, i) => (i ? h.padStart([0, 3, 8, 7, 7, 9, 7, 0][i]) : h.padEnd(34))).join("  "));
     for (const r of filterRows) {
@@ -154,15 +171,15 @@ console.log(JSON.stringify({ wall_ms: r.wall_ms, cpu_s: (c.user + c.system) / 1e
   }
   console.log(`full pipeline (FineWeb chain, then MinHash on its survivors: ${(survivorShare * 100).toFixed(1)}% of the text), fresh process, best of ${reps}`);
   console.log(`anchors: A = datatrove's chain alone ${FULL.chain}; B = chain + MinHash over the chain's survivors ${likeForLike.toFixed(3)} (like for like); C = chain + MinHash over the whole corpus ${chainMinhash.toFixed(3)}`);
-  console.log(["thr", "wall s", "CPU s", "MB/s", "MB/s per core", "MB per CPU s", "peak RSS MB", "vs A", "vs B", "vs C"].map((h) => h.padStart(14)).join(""));
+  console.log(["thr", "wall s", "CPU s", "MB/s", "MB/s per core", "MB per CPU s", "peak RSS MB", ...(peer ? ["vs M"] : []), "vs A", "vs B", "vs C"].map((h) => h.padStart(14)).join(""));
   const pipelineRows = [];
   for (const threads of [1, 2]) {
     const r = best[threads];
     const mbs = mb / (r.wall_ms / 1000);
     const perCore = mbs / threads;
-    const row = { threads, wall_s: r.wall_ms / 1000, cpu_s: r.cpu_s, mb_per_s: mbs, mb_per_s_per_core: perCore, mb_per_cpu_s: mb / r.cpu_s, max_rss_mb: r.max_rss_mb, vs_chain: perCore / FULL.chain, vs_like_for_like: perCore / likeForLike, vs_chain_minhash_all: perCore / chainMinhash };
+    const row = { threads, wall_s: r.wall_ms / 1000, cpu_s: r.cpu_s, mb_per_s: mbs, mb_per_s_per_core: perCore, mb_per_cpu_s: mb / r.cpu_s, max_rss_mb: r.max_rss_mb, vs_measured_chain: peer ? perCore / peer.mb_per_s : null, vs_chain: perCore / FULL.chain, vs_like_for_like: perCore / likeForLike, vs_chain_minhash_all: perCore / chainMinhash };
     pipelineRows.push(row);
-    console.log([threads, row.wall_s.toFixed(2), row.cpu_s.toFixed(2), mbs.toFixed(2), perCore.toFixed(2), row.mb_per_cpu_s.toFixed(2), r.max_rss_mb.toFixed(0), `${row.vs_chain.toFixed(1)}x`, `${row.vs_like_for_like.toFixed(1)}x`, `${row.vs_chain_minhash_all.toFixed(1)}x`].map((v) => String(v).padStart(14)).join(""));
+    console.log([threads, row.wall_s.toFixed(2), row.cpu_s.toFixed(2), mbs.toFixed(2), perCore.toFixed(2), row.mb_per_cpu_s.toFixed(2), r.max_rss_mb.toFixed(0), ...(peer ? [`${row.vs_measured_chain.toFixed(1)}x`] : []), `${row.vs_chain.toFixed(1)}x`, `${row.vs_like_for_like.toFixed(1)}x`, `${row.vs_chain_minhash_all.toFixed(1)}x`].map((v) => String(v).padStart(14)).join(""));
   }
   const same = outputs[1].kept === outputs[2].kept && outputs[1].removed === outputs[2].removed;
   console.log(`\noutputs at 1 and 2 threads: ${same ? "byte-identical" : "DIFFERENT"} (kept.jsonl sha256 ${outputs[1].kept.slice(0, 12)}…, removed.jsonl ${outputs[1].removed.slice(0, 12)}…); ${best[1].kept} kept, ${best[1].removed} removed`);
@@ -171,7 +188,7 @@ console.log(JSON.stringify({ wall_ms: r.wall_ms, cpu_s: (c.user + c.system) / 1e
     const inStep = st.steps.reduce((a, s) => a + s.time_ms, 0);
     console.log(`${threads} thread(s), best run: ` + st.steps.map((s) => `${s.name} ${(s.time_ms / 1000).toFixed(2)} s (${s.docs_in} docs)`).join(", ") + `; outside the steps ${((st.wall_ms * threads - inStep) / 1000).toFixed(2)} thread-s`);
   }
-  if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ corpus, docs: docs.length, mb, anchors: { ...FULL, chain_minhash_all: chainMinhash, like_for_like: likeForLike }, load_start: load0, load_end: loadavg(), filters: filterRows, runs, pipeline: pipelineRows, outputs }, null, 2));
+  if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ corpus, docs: docs.length, mb, anchors: { ...FULL, chain_minhash_all: chainMinhash, like_for_like: likeForLike }, load_start: load0, load_end: loadavg(), filters: filterRows, runs, pipeline: pipelineRows, outputs, datatrove: peer }, null, 2));
   if (!same) process.exit(1);
   process.exit(0);
 }
