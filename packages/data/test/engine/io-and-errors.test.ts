@@ -31,6 +31,23 @@ describe("record I/O", () => {
     expect(plain.map((i) => (i.ok ? i.value.line : 0))).toEqual([1, 3]);
   });
 
+  it("round-trips records across the reader's and writer's 1 MiB chunks: lines longer than a chunk, multibyte characters on the boundaries, no final newline", async () => {
+    const dir = await tmp();
+    // Sizes around 1 MiB and several MiB, texts of 1-, 2-, 3- and 4-byte UTF-8 characters, so lines
+    // and characters straddle every chunk boundary of both sides.
+    const unit = ["a", "é", "€", "😀"];
+    const records = Array.from({ length: 40 }, (_, i) => ({ id: i, text: unit[i % 4]!.repeat(i % 9 === 0 ? 700_000 + i * 37 : 20_000 + i * 4_099) }));
+    const w = await RecordWriter.open(join(dir, "out.jsonl"));
+    for (const r of records) await w.write(r);
+    await w.close();
+    const written = await readFile(join(dir, "out.jsonl"), "utf8");
+    expect(written).toBe(records.map((r) => JSON.stringify(r) + "\n").join(""));
+    await writeFile(join(dir, "in.jsonl"), written.slice(0, -1));
+    const back = await collect(join(dir, "in.jsonl"));
+    expect(back.map((i) => (i.ok ? i.value.record : i.error.message))).toEqual(records);
+    expect(back.map((i) => (i.ok ? i.value.line : 0))).toEqual(records.map((_, k) => k + 1));
+  });
+
   it("names file, line and the fix for bad JSON, invalid UTF-8 and a truncated gzip", async () => {
     const dir = await tmp();
     const bad = Buffer.concat([Buffer.from('{"id":1,"text":"ok"}\n{"id":2,text}\n'), Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d, 0x0a])]);
