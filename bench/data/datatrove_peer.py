@@ -60,13 +60,15 @@ def parse_args(argv=None):
 
 
 def datatrove_commit(src_dir: str) -> str:
-    """The checkout's HEAD if it is a git checkout, else the content of DIR/DATATROVE_COMMIT, else 'unknown'."""
+    """The checkout's HEAD if DIR is the top of a git checkout, else the content of DIR/DATATROVE_COMMIT, else 'unknown'."""
     try:
+        # Only DIR's own repository: git -C would also answer for a repository DIR happens to sit in.
         out = subprocess.run(
-            ["git", "-C", src_dir, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+            ["git", "-C", src_dir, "rev-parse", "--show-toplevel", "HEAD"], capture_output=True, text=True, timeout=10, check=False
         )
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
+        lines = out.stdout.split()
+        if out.returncode == 0 and len(lines) == 2 and os.path.realpath(lines[0]) == os.path.realpath(src_dir):
+            return lines[1]
     except (OSError, subprocess.SubprocessError):
         pass
     marker = os.path.join(src_dir, "DATATROVE_COMMIT")
